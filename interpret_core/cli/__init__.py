@@ -1,0 +1,99 @@
+"""The ``interp`` command line (typer + rich).
+
+Exit codes: 0 ok, 1 runtime error, 2 usage error, 130 interrupted. A known
+error prints one line plus a hint on stderr; ``INTERP_DEBUG=1`` adds the
+traceback. Tracebacks never show local variables.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from ..errors import EXIT_INTERRUPTED, EXIT_RUNTIME, InterpError
+
+app = typer.Typer(
+    name="interp",
+    help="Open up facial-expression CNNs: train, attribute, and find action-unit detectors.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        sys.stdout.write(f"interp {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Open up facial-expression CNNs: train, attribute, and find action-unit detectors."""
+    if ctx.invoked_subcommand is None:
+        # Bare `interp`: show what is installed, the first thing a user wants to see.
+        from .plugins_cmd import plugins_command
+
+        plugins_command(as_json=False)
+
+
+def _register_commands() -> None:
+    # Each module adds its commands; they import torch only inside command bodies.
+    from . import bench_cmd, data_cmd, models_cmd, plugins_cmd, run_cmd, train_cmd, visualize_cmd
+
+    for module in (plugins_cmd, data_cmd, models_cmd, train_cmd, visualize_cmd, run_cmd, bench_cmd):
+        module.register(app)
+
+
+_register_commands()
+
+
+def _debug() -> bool:
+    return os.environ.get("INTERP_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    from rich.markup import escape
+
+    from .output import stderr
+
+    try:
+        # Standalone mode: typer handles --help, usage errors (exit 2) and Ctrl-C (130).
+        app(args=argv, prog_name="interp")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        stderr.print("interrupted; finished files are kept", highlight=False)
+        code = EXIT_INTERRUPTED
+    except InterpError as exc:
+        if _debug():
+            traceback.print_exc()
+        stderr.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        if exc.hint:
+            stderr.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False)
+        code = exc.exit_code
+    except Exception as exc:  # an unexpected bug: one line, traceback on request
+        if _debug():
+            traceback.print_exc()
+        stderr.print(f"[red]error:[/red] {escape(type(exc).__name__ + ': ' + str(exc))}", highlight=False)
+        stderr.print("hint: re-run with INTERP_DEBUG=1 for the traceback, and report it", highlight=False)
+        code = EXIT_RUNTIME
+    return code
+
+
+def run() -> None:
+    """Console-script wrapper around :func:`main`."""
+    sys.exit(main())

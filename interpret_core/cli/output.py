@@ -1,0 +1,38 @@
+"""One place for command output: data on stdout, messages on stderr.
+
+Commands print their result with :func:`emit` (JSON with ``--json``, else a
+rich rendering) and talk to the user with :func:`info` / :func:`warn`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from rich.console import Console
+
+from ..io import dumps_json
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    """A progress or status message, on stderr."""
+    stderr.print(message, highlight=False)
+
+
+def warn(message: str) -> None:
+    """A warning, on stderr."""
+    stderr.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], Any] | None = None) -> None:
+    """Print ``data`` to stdout: JSON if ``as_json``, else ``render(data)`` via rich."""
+    if as_json or render is None:
+        sys.stdout.write(dumps_json(data))
+        sys.stdout.flush()
+        return
+    renderable = render(data)
+    if renderable is not None:
+        stdout.print(renderable)

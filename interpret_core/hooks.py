@@ -1,0 +1,69 @@
+"""Forward hooks as context managers with removable handles.
+
+Every hook interp installs is removed in ``finally``, so the model is
+restored even when the body raises (after Zennit's ``core.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+
+def resolve_layer(module: nn.Module, layer: str) -> nn.Module:
+    """The submodule called ``layer`` (a dotted name from ``named_modules()``)."""
+    names = dict(module.named_modules())
+    if layer not in names:
+        import difflib
+
+        candidates = [n for n in names if n]
+        close = difflib.get_close_matches(layer, candidates, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "use one of the model's layers (`interp models`)"
+        raise UsageError(f"model has no layer {layer!r}; layers: {', '.join(candidates)}", hint)
+    return names[layer]
+
+
+@contextlib.contextmanager
+def forward_hooks(
+    module: nn.Module, hooks: dict[str, Callable[[nn.Module, Any, Any], Any]]
+) -> Iterator[None]:
+    """Install ``{layer: hook(module, inputs, output)}`` forward hooks for the block's duration."""
+    handles = []
+    try:
+        for layer, hook in hooks.items():
+            handles.append(resolve_layer(module, layer).register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def capture_outputs(module: nn.Module, layers: Sequence[str], detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the output of each of ``layers`` on every forward pass.
+
+    Yields a dict that each forward pass fills with ``{layer: output}``
+    (the latest pass overwrites the previous one). Outputs are detached
+    unless ``detach`` is False. Outputs of in-place modules are cloned so a
+    later in-place op cannot change what was recorded.
+    """
+    captured: dict[str, torch.Tensor] = {}
+
+    def make_hook(name: str):
+        def hook(_module, _inputs, output):
+            value = output.detach() if detach else output
+            if getattr(_module, "inplace", False):
+                value = value.clone()
+            captured[name] = value
+
+        return hook
+
+    with forward_hooks(module, {layer: make_hook(layer) for layer in layers}):
+        yield captured

@@ -1,0 +1,49 @@
+"""Every hook a plugin can implement, in one place.
+
+Each hook receives a ``register`` callback and calls it once per class it
+provides (the shape of simonw/llm's ``register_models(register)``)::
+
+    from interpret_core import hookimpl
+
+    @hookimpl
+    def interp_register_attributions(register):
+        register(MyMethod)
+
+``register(cls)`` takes a subclass of the matching interface with a ``name``
+class attribute (lowercase, words joined by dashes). Hook modules must stay
+light: import torch inside functions, never at module level.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "interp"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def interp_register_datasets(register):
+    """Register :class:`interpret_core.Dataset` subclasses."""
+
+
+@hookspec
+def interp_register_models(register):
+    """Register :class:`interpret_core.Model` subclasses."""
+
+
+@hookspec
+def interp_register_attributions(register):
+    """Register :class:`interpret_core.Attribution` subclasses."""
+
+
+@hookspec
+def interp_register_unit_metrics(register):
+    """Register :class:`interpret_core.UnitMetric` subclasses."""
+
+
+@hookspec
+def interp_register_attribution_metrics(register):
+    """Register :class:`interpret_core.AttributionMetric` subclasses."""

@@ -1,0 +1,324 @@
+"""Plugin discovery and lookup.
+
+Plugins, built-in and third-party alike, are modules named by entry points in
+the group ``interp``. Each entry point is imported on its own, so one broken
+plugin is recorded (entry point, distribution, error) and shown by
+``interp plugins`` while the rest keep working. ``INTERP_DISABLE_PLUGINS``
+(comma-separated entry-point names) blocks plugins before they are imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.metadata
+import os
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError, UnknownNameError
+from .interfaces import Attribution, AttributionMetric, Dataset, Model, UnitMetric
+
+ENTRY_POINT_GROUP = "interp"
+DISABLE_VARIABLE = "INTERP_DISABLE_PLUGINS"
+NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One kind of plugin class: its CLI word, hook name and base class."""
+
+    key: str
+    hook: str
+    base: type
+
+
+KINDS: dict[str, Kind] = {
+    kind.key: kind
+    for kind in (
+        Kind("dataset", "interp_register_datasets", Dataset),
+        Kind("model", "interp_register_models", Model),
+        Kind("attribution", "interp_register_attributions", Attribution),
+        Kind("unit-metric", "interp_register_unit_metrics", UnitMetric),
+        Kind("attribution-metric", "interp_register_attribution_metrics", AttributionMetric),
+    )
+}
+
+
+@dataclasses.dataclass
+class PluginSource:
+    """Where a plugin came from."""
+
+    plugin: str  # entry-point name (or the name a test registered it under)
+    entry_point: str | None  # "module:attr" value of the entry point
+    distribution: str | None
+    version: str | None
+
+
+@dataclasses.dataclass
+class Registration:
+    """One registered class, or one failure, as a row of ``interp plugins``."""
+
+    kind: str | None
+    name: str | None
+    source: PluginSource
+    cls: type | None = None
+    status: str = "ok"  # "ok", "failed" or "disabled"
+    error: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "plugin": self.source.plugin,
+            "entry_point": self.source.entry_point,
+            "distribution": self.source.distribution,
+            "version": self.source.version,
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+def _describe(source: PluginSource) -> str:
+    dist = source.distribution or "no distribution"
+    return f"plugin {source.plugin!r} (distribution {dist!r})"
+
+
+class Registry:
+    """Loads plugins and looks up the classes they register."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.manager.add_hookspecs(hookspecs)
+        self._sources: dict[str, PluginSource] = {}
+        self._failures: list[Registration] = []
+        self._registrations: list[Registration] | None = None
+
+    # -- loading -----------------------------------------------------------------
+    def load_entry_points(self, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None) -> None:
+        """Import and register each entry point of the ``interp`` group on its own."""
+        if entry_points is None:
+            entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        disabled = {n.strip() for n in os.environ.get(DISABLE_VARIABLE, "").split(",") if n.strip()}
+        seen: set[tuple[str, str]] = set()
+        for entry_point in entry_points:
+            dist = getattr(entry_point, "dist", None)
+            source = PluginSource(
+                plugin=entry_point.name,
+                entry_point=entry_point.value,
+                distribution=dist.name if dist is not None else None,
+                version=dist.version if dist is not None else None,
+            )
+            # The same distribution can be visible twice on sys.path (e.g. an
+            # editable install plus a build folder); load it once.
+            key = (entry_point.name, entry_point.value)
+            if key in seen:
+                continue
+            seen.add(key)
+            if entry_point.name in disabled:
+                self._failures.append(
+                    Registration(None, None, source, status="disabled", error=f"blocked by {DISABLE_VARIABLE}")
+                )
+                continue
+            try:
+                plugin_object = entry_point.load()
+            except Exception as exc:  # a broken plugin must not break interp
+                self._fail(source, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self.register_plugin(plugin_object, source)
+
+    def register_plugin(self, plugin_object: Any, source: PluginSource | str) -> bool:
+        """Register a module or object holding hook implementations.
+
+        Returns False (and records a failed row) if pluggy rejects it, e.g. for
+        a misspelled hook name.
+        """
+        if isinstance(source, str):
+            source = PluginSource(plugin=source, entry_point=None, distribution=None, version=None)
+        if source.plugin in self._sources:
+            other = self._sources[source.plugin]
+            self._fail(source, f"entry-point name {source.plugin!r} is already used by {_describe(other)}")
+            return False
+        try:
+            self.manager.register(plugin_object, name=source.plugin)
+        except Exception as exc:
+            self._fail(source, f"rejected by pluggy: {exc}")
+            return False
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.manager.unregister(plugin_object)
+            valid = ", ".join(k.hook for k in KINDS.values())
+            self._fail(source, f"{exc} (valid hook names: {valid})")
+            return False
+        self._sources[source.plugin] = source
+        self._registrations = None
+        return True
+
+    def unregister_plugin(self, plugin_name: str) -> None:
+        """Remove a plugin registered under ``plugin_name`` (used by test fixtures)."""
+        plugin_object = self.manager.get_plugin(plugin_name)
+        if plugin_object is not None:
+            self.manager.unregister(plugin_object)
+        self._sources.pop(plugin_name, None)
+        self._failures = [f for f in self._failures if f.source.plugin != plugin_name]
+        self._registrations = None
+
+    def _fail(self, source: PluginSource, error: str) -> None:
+        self._failures.append(Registration(None, None, source, status="failed", error=error))
+
+    # -- collecting registrations --------------------------------------------
+    def _collect(self) -> list[Registration]:
+        if self._registrations is not None:
+            return self._registrations
+        rows: list[Registration] = []
+        for kind in KINDS.values():
+            caller = getattr(self.manager.hook, kind.hook)
+            # Call each implementation on its own so we know who registered what.
+            for impl in reversed(caller.get_hookimpls()):
+                source = self._sources.get(impl.plugin_name) or PluginSource(impl.plugin_name, None, None, None)
+                pending: list[Registration] = []
+
+                def register(cls: Any, _kind: Kind = kind, _source: PluginSource = source, _out=pending) -> None:
+                    _out.append(self._check_class(_kind, cls, _source))
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    pending.append(
+                        Registration(
+                            kind.key, None, source, status="failed",
+                            error=f"{kind.hook} raised {type(exc).__name__}: {exc}",
+                        )
+                    )
+                rows.extend(pending)
+        self._mark_clashes(rows)
+        self._registrations = rows
+        return rows
+
+    @staticmethod
+    def _check_class(kind: Kind, cls: Any, source: PluginSource) -> Registration:
+        name = getattr(cls, "name", None)
+        if not isinstance(cls, type) or not issubclass(cls, kind.base):
+            return Registration(
+                kind.key, name if isinstance(name, str) else None, source, status="failed",
+                error=f"registered {cls!r}, which is not a subclass of interpret_core.{kind.base.__name__}",
+            )
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            return Registration(
+                kind.key, None, source, cls=cls, status="failed",
+                error=f"{cls.__qualname__}.name must be lowercase words joined by dashes, got {name!r}",
+            )
+        return Registration(kind.key, name, source, cls=cls)
+
+    @staticmethod
+    def _mark_clashes(rows: list[Registration]) -> None:
+        by_key: dict[tuple[str, str], list[Registration]] = {}
+        for row in rows:
+            if row.status == "ok" and row.name is not None and row.kind is not None:
+                by_key.setdefault((row.kind, row.name), []).append(row)
+        for (kind, name), group in by_key.items():
+            if len(group) < 2:
+                continue
+            who = " and ".join(_describe(r.source) for r in group)
+            message = f"{kind} name {name!r} is registered by both {who}"
+            for row in group:
+                row.status = "failed"
+                row.error = message
+
+    # -- public queries --------------------------------------------------------
+    def rows(self) -> list[Registration]:
+        """Every registration and every failure, for ``interp plugins``."""
+        return self._collect() + list(self._failures)
+
+    def names(self, kind: str) -> list[str]:
+        """Names of the classes of ``kind`` that loaded (clashing names included)."""
+        return sorted({r.name for r in self._collect() if r.kind == kind and r.name and r.cls is not None})
+
+    def get_class(self, kind: str, name: str) -> type:
+        """The class registered as ``name``; raises a clear error otherwise."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown plugin kind {kind!r}; valid: {', '.join(KINDS)}")
+        matches = [r for r in self._collect() if r.kind == kind and r.name == name and r.cls is not None]
+        if not matches:
+            valid = self.names(kind)
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "run `interp plugins` to see what is installed"
+            listing = ", ".join(valid) if valid else "none installed"
+            raise UnknownNameError(f"unknown {kind} {name!r}; valid names: {listing}", hint)
+        if matches[0].status == "failed":
+            raise PluginError(matches[0].error or f"{kind} {name!r} failed to load", "uninstall or disable one of them with INTERP_DISABLE_PLUGINS")
+        return matches[0].cls  # type: ignore[return-value]
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loading entry points on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            registry = Registry()
+            registry.load_entry_points()
+            _registry = registry
+        return _registry
+
+
+def reset_registry() -> None:
+    """Forget loaded plugins; the next lookup reloads entry points."""
+    global _registry
+    with _lock:
+        _registry = None
+
+
+def plugins() -> list[dict[str, Any]]:
+    """Rows describing every installed plugin class and every failure."""
+    return [row.as_row() for row in get_registry().rows()]
+
+
+def _instantiate(kind: str, name: str, options: dict[str, Any]) -> Any:
+    cls = get_registry().get_class(kind, name)
+    return cls(**options)
+
+
+def get_dataset(name: str, **options: Any) -> Dataset:
+    """Instantiate the dataset plugin ``name`` with ``options``."""
+    return _instantiate("dataset", name, options)
+
+
+def get_model(name: str, weights: str | os.PathLike | None = None, **options: Any) -> Model:
+    """Instantiate model ``name``, load ``weights`` (or its shipped default), eval mode.
+
+    ``weights`` is a ``.safetensors`` file with its model card beside it
+    (same stem, ``.json``). Without ``weights`` the plugin's shipped default
+    weights are loaded if it has any; otherwise the model stays untrained
+    (``model.card is None``).
+    """
+    from .weights import load_weights_into
+
+    model: Model = _instantiate("model", name, options)
+    load_weights_into(model, weights)
+    model.module.eval()
+    return model
+
+
+def get_attribution(name: str, **options: Any) -> Attribution:
+    """Instantiate the attribution plugin ``name`` with ``options``."""
+    return _instantiate("attribution", name, options)
+
+
+def get_unit_metric(name: str, **options: Any) -> UnitMetric:
+    """Instantiate the unit metric plugin ``name`` with ``options``."""
+    return _instantiate("unit-metric", name, options)
+
+
+def get_attribution_metric(name: str, **options: Any) -> AttributionMetric:
+    """Instantiate the attribution metric plugin ``name`` with ``options``."""
+    return _instantiate("attribution-metric", name, options)

@@ -1,0 +1,1 @@
+"""Built-in attribution plugins: deconvnet, guided backprop and Captum baselines."""

@@ -1,0 +1,1 @@
+"""Built-in dataset plugins: ``ckplus`` (the CK+ release as distributed) and ``synthfacs``."""

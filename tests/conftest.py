@@ -1,0 +1,17 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never draw progress bars and never touch the user's cache.
+os.environ.setdefault("INTERP_NO_PROGRESS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_interp_home(tmp_path_factory, monkeypatch):
+    """Each test session gets its own INTERP_HOME unless one is set (CI shares one)."""
+    if "INTERP_HOME" not in os.environ:
+        monkeypatch.setenv("INTERP_HOME", str(tmp_path_factory.getbasetemp() / "interp-home"))
