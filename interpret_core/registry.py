@@ -197,6 +197,11 @@ class Registry:
                         )
                     )
                 rows.extend(pending)
+        # A plugin that loaded but registered nothing still gets a row.
+        registered = {r.source.plugin for r in rows}
+        for source in self._sources.values():
+            if source.plugin not in registered:
+                rows.append(Registration(None, None, source))
         self._mark_clashes(rows)
         self._registrations = rows
         return rows

@@ -2,4 +2,12 @@
 
 from __future__ import annotations
 
-from interpret_core import hookimpl  # noqa: F401
+from interpret_core import hookimpl
+
+
+@hookimpl
+def interp_register_models(register):
+    from .models import FerCNNModel, FerResNetModel
+
+    register(FerCNNModel)
+    register(FerResNetModel)

@@ -1,0 +1,1 @@
+"""Example third-party interp plugin (see docs/writing-plugins.md)."""
