@@ -1,0 +1,352 @@
+"""One streaming pass that reduces every unit's activation map to its maximum.
+
+:func:`scan_units` runs a data set through a model once (no gradients,
+batched, forward hooks on the chosen layers) and keeps, per image and unit,
+only the maximal activation and where it occurred, plus a running top-k of
+images per unit. Whole activation maps are never stored: memory grows with
+the data set by O(images x units) scalars.
+
+The result, :class:`UnitScan`, feeds the ``au-distance`` unit metric,
+``interp run`` (top-k figures) and ``interp visualize`` (top-k grids). It can
+be saved to / loaded from an ``.npz`` file so a long run can be resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DataError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .interfaces import Dataset, Model
+
+__all__ = ["UnitScan", "scan_units", "load_batch", "annotations"]
+
+#: Version of the ``.npz`` layout written by :meth:`UnitScan.save`.
+SCAN_FORMAT = 1
+
+
+@dataclasses.dataclass
+class UnitScan:
+    """Per-image, per-unit maxima of some layers over a data set.
+
+    Attributes:
+        layers: the scanned layers, in the order given.
+        indices: int64 [N], the data-set indices scanned (row n of every
+            array below is sample ``indices[n]``).
+        maxima: {layer: float32 [N, U]} maximal activation of each unit.
+        argmax: {layer: int32 [N, U, 2]} (row, col) of that maximum in the
+            layer's output grid (0, 0 for outputs without a spatial grid).
+        topk: {layer: int64 [U, k]} data-set indices (values of ``indices``)
+            of each unit's k images with the largest maxima, descending; ties
+            go to the earlier image. k = min(top_k, N).
+        shapes: {layer: (U, h, w)} the layer's output shape per image.
+        aus: per scanned image its {AU: intensity}, or None when the scan
+            did not decode samples (bulk array access without annotations).
+        emotions: int64 [N] emotion index per image (-1 if unlabelled), or None.
+        input_size: the model's (C, H, W).
+        meta: free-form provenance (model, dataset, ...) kept with the file.
+    """
+
+    layers: list[str]
+    indices: np.ndarray
+    maxima: dict[str, np.ndarray]
+    argmax: dict[str, np.ndarray]
+    topk: dict[str, np.ndarray]
+    shapes: dict[str, tuple[int, int, int]]
+    aus: list[dict[int, int]] | None = None
+    emotions: np.ndarray | None = None
+    input_size: tuple[int, int, int] | None = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def units(self, layer: str) -> int:
+        """Number of units (channels) of ``layer``."""
+        return int(self.shapes[layer][0])
+
+    # -- persistence -----------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the scan as a compressed ``.npz`` (atomically)."""
+        from .io import atomic_open, dumps_json
+
+        arrays: dict[str, np.ndarray] = {"indices": self.indices.astype(np.int64)}
+        for i, layer in enumerate(self.layers):
+            arrays[f"maxima_{i}"] = self.maxima[layer]
+            arrays[f"argmax_{i}"] = self.argmax[layer]
+            arrays[f"topk_{i}"] = self.topk[layer]
+        if self.emotions is not None:
+            arrays["emotions"] = self.emotions.astype(np.int64)
+        header = {
+            "format": SCAN_FORMAT,
+            "layers": self.layers,
+            "shapes": {layer: list(self.shapes[layer]) for layer in self.layers},
+            "aus": None if self.aus is None else [{str(k): int(v) for k, v in a.items()} for a in self.aus],
+            "input_size": None if self.input_size is None else list(self.input_size),
+            "meta": self.meta,
+        }
+        arrays["header"] = np.frombuffer(dumps_json(header).encode("utf-8"), dtype=np.uint8)
+        with atomic_open(path, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "UnitScan":
+        """Read a scan written by :meth:`save`; a damaged file raises DataError."""
+        import json
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(bytes(data["header"]).decode("utf-8"))
+                if header.get("format") != SCAN_FORMAT:
+                    raise DataError(f"{path}: unit-scan format {header.get('format')!r}, expected {SCAN_FORMAT}", "delete the file to rescan")
+                layers = list(header["layers"])
+                return cls(
+                    layers=layers,
+                    indices=data["indices"],
+                    maxima={layer: data[f"maxima_{i}"] for i, layer in enumerate(layers)},
+                    argmax={layer: data[f"argmax_{i}"] for i, layer in enumerate(layers)},
+                    topk={layer: data[f"topk_{i}"] for i, layer in enumerate(layers)},
+                    shapes={layer: tuple(int(s) for s in header["shapes"][layer]) for layer in layers},
+                    aus=None if header["aus"] is None else [{int(k): int(v) for k, v in a.items()} for a in header["aus"]],
+                    emotions=data["emotions"] if "emotions" in data.files else None,
+                    input_size=None if header["input_size"] is None else tuple(header["input_size"]),
+                    meta=header.get("meta") or {},
+                )
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path}: not a readable unit scan ({type(exc).__name__}: {exc})", "delete the file to rescan") from exc
+
+
+def annotations(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> tuple[list[dict[int, int]], np.ndarray]:
+    """AUs and emotion (-1 if none) of the samples at ``indices``.
+
+    Uses the data set's bulk ``annotations(indices)`` if it has one, else
+    decodes the samples.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    bulk = getattr(dataset, "annotations", None)
+    if callable(bulk):
+        try:
+            found = bulk(indices)
+        except (TypeError, NotImplementedError):
+            found = None
+        if found is not None:
+            aus, emotions = _split_annotations(found, len(indices))
+            if aus is not None and emotions is not None:
+                return aus, emotions
+    aus_list, emotion_list = [], []
+    for index in indices:
+        sample = dataset[int(index)]
+        aus_list.append(dict(sample.aus))
+        emotion_list.append(-1 if sample.emotion is None else int(sample.emotion))
+    return aus_list, np.asarray(emotion_list, dtype=np.int64)
+
+
+def _split_annotations(found: Any, count: int) -> tuple[list[dict[int, int]] | None, np.ndarray | None]:
+    aus = emotions = None
+    if isinstance(found, dict):
+        aus = found.get("aus")
+        emotions = found.get("emotions", found.get("emotion"))
+    elif isinstance(found, (tuple, list)) and len(found) == 2:
+        aus, emotions = found
+    if aus is None or emotions is None or len(aus) != count:
+        return None, None
+    emotions = np.asarray([-1 if e is None or (isinstance(e, (int, np.integer)) and e < 0) else int(e) for e in emotions], dtype=np.int64)
+    return [dict(a) for a in aus], emotions
+
+
+def load_batch(dataset: Dataset, indices: np.ndarray) -> tuple[np.ndarray, list[dict[int, int]] | None, np.ndarray | None]:
+    """Images float32 [B, H, W] of ``indices``, with AUs and emotions when cheap.
+
+    Prefers the data set's bulk ``arrays(indices)`` accessor (which may
+    return just images, or a mapping / tuple that also holds ``aus`` and
+    ``emotions``); falls back to decoding each sample.
+    """
+    bulk = getattr(dataset, "arrays", None)
+    if callable(bulk):
+        found = bulk(indices)
+        images = found
+        aus = emotions = None
+        if isinstance(found, dict):
+            images = found.get("images", found.get("image"))
+            if "aus" in found:
+                aus, emotions = _split_annotations(found, len(indices))
+        elif isinstance(found, (tuple, list)):
+            images = found[0]
+            if len(found) >= 3:
+                aus, emotions = _split_annotations((found[1], found[2]), len(indices))
+        if images is not None:
+            return np.asarray(images, dtype=np.float32), aus, emotions
+    images_list, aus_list, emotion_list = [], [], []
+    for index in indices:
+        sample = dataset[int(index)]
+        images_list.append(np.asarray(sample.image, dtype=np.float32))
+        aus_list.append(dict(sample.aus))
+        emotion_list.append(-1 if sample.emotion is None else int(sample.emotion))
+    if not images_list:
+        return np.zeros((0, 1, 1), dtype=np.float32), [], np.zeros(0, dtype=np.int64)
+    shapes = {image.shape for image in images_list}
+    if len(shapes) > 1:
+        raise DataError(
+            f"{type(dataset).__name__}: samples {indices[0]}..{indices[-1]} have different image sizes {sorted(shapes)}",
+            "crop every sample to one size (the data set plugin's job)",
+        )
+    return np.stack(images_list), aus_list, np.asarray(emotion_list, dtype=np.int64)
+
+
+def _merge_topk(
+    best_values: np.ndarray, best_index: np.ndarray, values: np.ndarray, index: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge running top-k [U, k'] with a batch [U, B]; keeps the earlier image on ties."""
+    all_values = np.concatenate([best_values, values], axis=1)
+    all_index = np.concatenate([best_index, index], axis=1)
+    # lexsort: last key is primary -> descending value, then ascending index.
+    order = np.lexsort((all_index, -all_values.astype(np.float64)), axis=1)[:, :k]
+    return np.take_along_axis(all_values, order, axis=1), np.take_along_axis(all_index, order, axis=1)
+
+
+def scan_units(
+    model: Model,
+    dataset: Dataset,
+    layers: Sequence[str],
+    *,
+    batch_size: int = 64,
+    top_k: int = 9,
+    indices: Sequence[int] | np.ndarray | None = None,
+    progress: Callable[[int, int], None] | Any | None = None,
+) -> UnitScan:
+    """Stream ``dataset`` through ``model`` once; keep each unit's max and argmax per image.
+
+    Args:
+        model: the wrapped network (eval mode); ``model.to_input`` preprocesses.
+        dataset: the images; its ``arrays(indices)`` bulk accessor is used if present.
+        layers: dotted layer names (default in callers: ``model.layers``).
+        batch_size: images per forward pass.
+        top_k: images kept per unit, by descending maximum.
+        indices: data-set indices to scan (default: all, in order).
+        progress: ``callable(done, total)`` or a rich ``Progress`` (a task is added).
+
+    Returns:
+        A :class:`UnitScan`.
+    """
+    import torch
+
+    from .hooks import capture_outputs, resolve_layer
+
+    layers = list(layers)
+    if not layers:
+        raise UsageError("no layers to scan", "pass at least one layer, e.g. the model's `layers`")
+    if len(set(layers)) != len(layers):
+        raise UsageError(f"layers repeat: {layers}", "name each layer once")
+    for layer in layers:
+        resolve_layer(model.module, layer)  # a clear error before any work
+    if batch_size < 1 or top_k < 1:
+        raise UsageError(f"batch_size and top_k must be >= 1 (got {batch_size}, {top_k})", "pass positive values")
+    if indices is None:
+        indices = np.arange(len(dataset), dtype=np.int64)
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.ndim != 1:
+        raise UsageError("indices must be a 1-D sequence of sample indices", "pass e.g. range(100)")
+    total = int(indices.shape[0])
+    if total == 0:
+        raise DataError(f"{type(dataset).__name__}: nothing to scan (0 samples)", "check the data root and --limit")
+    if total and (indices.min() < 0 or indices.max() >= len(dataset)):
+        raise UsageError(f"sample indices must lie in [0, {len(dataset)})", "check --limit / indices")
+
+    report = _progress_callback(progress, total)
+    k = min(top_k, total)
+    module = model.module
+    was_training = module.training
+    module.eval()
+    maxima: dict[str, np.ndarray] = {}
+    argmax: dict[str, np.ndarray] = {}
+    best_values: dict[str, np.ndarray] = {}
+    best_index: dict[str, np.ndarray] = {}
+    shapes: dict[str, tuple[int, int, int]] = {}
+    aus_all: list[dict[int, int]] | None = []
+    emotions_all: list[np.ndarray] | None = []
+    done = 0
+    try:
+        with torch.inference_mode(), capture_outputs(module, layers) as captured:
+            for start in range(0, total, batch_size):
+                batch_indices = indices[start : start + batch_size]
+                images, aus, emotions = load_batch(dataset, batch_indices)
+                if aus is None or aus_all is None:
+                    aus_all = emotions_all = None
+                else:
+                    aus_all.extend(aus)
+                    emotions_all.append(emotions)  # type: ignore[union-attr]
+                inputs = model.to_input(images)
+                captured.clear()
+                module(inputs)
+                count = len(batch_indices)
+                for layer in layers:
+                    if layer not in captured:
+                        raise UsageError(
+                            f"layer {layer!r} produced no output in the forward pass",
+                            "choose layers that run in forward(), see the model's `layers`",
+                        )
+                    output = captured[layer]
+                    if output.ndim == 2:  # [B, U]: no spatial grid
+                        output = output[:, :, None, None]
+                    if output.ndim != 4:
+                        raise UsageError(
+                            f"layer {layer!r} outputs shape {tuple(output.shape)}; unit scans need [N, U, h, w] or [N, U]",
+                            "choose convolutional or linear layers",
+                        )
+                    units, height, width = (int(s) for s in output.shape[1:])
+                    if layer not in maxima:
+                        shapes[layer] = (units, height, width)
+                        maxima[layer] = np.empty((total, units), dtype=np.float32)
+                        argmax[layer] = np.empty((total, units, 2), dtype=np.int32)
+                        best_values[layer] = np.empty((units, 0), dtype=np.float32)
+                        best_index[layer] = np.empty((units, 0), dtype=np.int64)
+                    flat = output.reshape(count, units, height * width)
+                    values, position = flat.max(dim=2)
+                    values_np = values.float().cpu().numpy()
+                    position_np = position.cpu().numpy()
+                    maxima[layer][start : start + count] = values_np
+                    argmax[layer][start : start + count, :, 0] = position_np // width
+                    argmax[layer][start : start + count, :, 1] = position_np % width
+                    best_values[layer], best_index[layer] = _merge_topk(
+                        best_values[layer],
+                        best_index[layer],
+                        values_np.T,
+                        np.broadcast_to(batch_indices[None, :], (units, count)),
+                        k,
+                    )
+                captured.clear()
+                done += count
+                report(done)
+    finally:
+        module.train(was_training)
+
+    return UnitScan(
+        layers=layers,
+        indices=indices,
+        maxima=maxima,
+        argmax=argmax,
+        topk={layer: best_index[layer].astype(np.int64) for layer in layers},
+        shapes=shapes,
+        aus=aus_all,
+        emotions=None if emotions_all is None else np.concatenate(emotions_all).astype(np.int64),
+        input_size=tuple(model.input_size),
+    )
+
+
+def _progress_callback(progress: Any, total: int) -> Callable[[int], None]:
+    """Adapt ``progress`` (None, callable(done, total) or rich Progress) to ``f(done)``."""
+    if progress is None:
+        return lambda done: None
+    if hasattr(progress, "add_task") and hasattr(progress, "update"):
+        task = progress.add_task("scanning units", total=total)
+        return lambda done: progress.update(task, completed=done)
+    if callable(progress):
+        return lambda done: progress(done, total)
+    raise UsageError(f"progress must be a callable or a rich Progress, got {type(progress).__name__}", "pass progress=None")
