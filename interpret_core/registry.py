@@ -306,9 +306,24 @@ def get_model(name: str, weights: str | os.PathLike | None = None, **options: An
     weights are loaded if it has any; otherwise the model stays untrained
     (``model.card is None``).
     """
-    from .weights import load_weights_into
+    from .weights import default_weights_path, load_weights_into, read_card
 
-    model: Model = _instantiate("model", name, options)
+    # Without explicit class_names / input_size the model is built as the
+    # weights' card describes it (so 7-class weights load as a 7-class model);
+    # explicit options that disagree with the card are refused at load time.
+    cls = get_registry().get_class("model", name)
+    source = weights if weights is not None else default_weights_path(getattr(cls, "default_weights", None))
+    if (
+        source is not None
+        and os.fspath(source).endswith(".safetensors")
+        and os.path.isfile(source)
+        and ("class_names" not in options or "input_size" not in options)
+    ):
+        architecture = read_card(source)["architecture"]
+        options = dict(options)
+        options.setdefault("class_names", list(architecture["class_names"]))
+        options.setdefault("input_size", tuple(architecture["input_size"]))
+    model: Model = cls(**options)
     load_weights_into(model, weights)
     model.module.eval()
     return model

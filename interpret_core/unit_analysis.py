@@ -126,10 +126,22 @@ class UnitScan:
 def annotations(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> tuple[list[dict[int, int]], np.ndarray]:
     """AUs and emotion (-1 if none) of the samples at ``indices``.
 
-    Uses the data set's bulk ``annotations(indices)`` if it has one, else
+    Uses the data set's bulk AU table (``au_presence()`` / ``au_matrix()``, as
+    the CK+ reader has) or ``annotations(indices)`` if it has one, else
     decodes the samples.
     """
     indices = np.asarray(indices, dtype=np.int64)
+    presence_of = getattr(dataset, "au_presence", None)
+    if callable(presence_of):  # CK+ / SynthFACS readers: AU table without decoding images
+        numbers, presence = presence_of()
+        matrix_of = getattr(dataset, "au_matrix", None)
+        intensity = matrix_of(numbers)[1] if callable(matrix_of) else np.zeros(presence.shape, dtype=np.int64)
+        all_emotions = dataset.emotions  # a property: read it once
+        emotions = [all_emotions[int(i)] for i in indices.tolist()]
+        aus = [
+            {int(numbers[j]): int(intensity[i, j]) for j in np.flatnonzero(presence[i])} for i in indices.tolist()
+        ]
+        return aus, np.asarray([-1 if e is None else int(e) for e in emotions], dtype=np.int64)
     bulk = getattr(dataset, "annotations", None)
     if callable(bulk):
         try:
@@ -262,6 +274,8 @@ def scan_units(
     report = _progress_callback(progress, total)
     k = min(top_k, total)
     module = model.module
+    parameter = next(module.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = module.training
     module.eval()
     maxima: dict[str, np.ndarray] = {}
@@ -282,7 +296,7 @@ def scan_units(
                 else:
                     aus_all.extend(aus)
                     emotions_all.append(emotions)  # type: ignore[union-attr]
-                inputs = model.to_input(images)
+                inputs = model.to_input(images).to(device)
                 captured.clear()
                 module(inputs)
                 count = len(batch_indices)

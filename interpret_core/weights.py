@@ -171,7 +171,9 @@ def save_weights(model: Model, path: str | os.PathLike, card: dict[str, Any] | N
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: weights are saved as .safetensors", "give a path ending in .safetensors")
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.module.state_dict().items()}
-    data = save_tensors(state, metadata={"format": "pt", "model": model.name})
+    # One metadata key only: safetensors stores metadata in a hash map, so the
+    # order of several keys (and hence the file's sha256) varies between runs.
+    data = save_tensors(state, metadata={"format": "pt"})
     write_bytes(path, data)
     full_card: dict[str, Any] = {"format": CARD_FORMAT, "format_version": CARD_VERSION}
     full_card.update(card or {})

@@ -1,9 +1,238 @@
-"""Commands of this module are registered by :func:`register`."""
+"""``interp data generate`` and ``interp data preview``.
+
+``generate`` writes a SynthFACS release (CK+ layout plus ground-truth AU
+masks) into a folder; the JSON summary goes to stdout, the progress bar to
+stderr. ``preview`` draws a grid of samples of any data set with their
+landmarks and AU masks (ground truth where the data set has it, landmark
+regions otherwise) so a person can see what the data looks like.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from ..errors import UsageError
+from .options import parse_options
+from .output import emit, info
+
+#: Data set plugins this command can generate, and the function that does it.
+GENERATORS = {"synthfacs": "interp_datasets.synthfacs:generate"}
+
+
+def _generator(dataset: str):
+    from ..registry import get_registry
+
+    get_registry().get_class("dataset", dataset)  # unknown names: the registry's error
+    target = GENERATORS.get(dataset)
+    if target is None:
+        raise UsageError(
+            f"dataset {dataset!r} cannot be generated; it is read from a copy you provide",
+            f"generatable: {', '.join(GENERATORS)}; read {dataset} with --data-root DIR",
+        )
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _render_generate(summary: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table(title=f"SynthFACS release in {summary['root']}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key in ("subjects", "sequences", "frames", "seed", "version"):
+        table.add_row(key, str(summary[key]))
+    table.add_row("frame size", "x".join(str(v) for v in summary["frame_size"]))
+    table.add_row("seconds", f"{summary['seconds']:.1f}")
+    for name, count in summary["emotions"].items():
+        table.add_row(f"sequences: {name}", str(count))
+    return table
+
+
+def generate_command(
+    dataset: str = typer.Option("synthfacs", "--dataset", "-d", help="Data set to generate (synthfacs)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: new, empty, or an unfinished release to resume."),
+    subjects: int = typer.Option(120, "--subjects", help="Number of identities (1-999)."),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives byte-identical files."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: available CPUs, at most 8); does not change the output."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Generate a SynthFACS release in the CK+ layout, with ground-truth AU masks."""
+    generate = _generator(dataset)
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}", "omit it to use every available CPU")
+    from ..progress import progress_bar
+
+    with progress_bar() as bar:
+        summary = generate(out, subjects=subjects, seed=seed, progress=bar, workers=workers)
+    info(f"wrote {summary['frames']} frames of {summary['sequences']} sequences to {summary['root']}")
+    emit(summary, as_json, _render_generate)
+
+
+# -- preview ------------------------------------------------------------------------------------
+#: Distinct colours for AU masks (RGB), assigned in AU order.
+PALETTE = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
+    (200, 140, 60), (255, 250, 200), (255, 80, 80), (170, 255, 195), (190, 190, 40), (255, 215, 180),
+    (110, 110, 255), (180, 180, 180), (255, 255, 255), (140, 200, 255), (255, 150, 100),
+)
+
+
+def au_colour(au: int, aus: list[int]) -> tuple[int, int, int]:
+    """The colour of ``au`` among the sorted AU list ``aus`` (stable within a picture)."""
+    return PALETTE[aus.index(au) % len(PALETTE)]
+
+
+def draw_sample(sample, scale: int, aus: list[int], caption: str) -> "Any":
+    """One tile: the crop with its landmarks (left), the crop with its AU masks (right), a caption.
+
+    Masks are tinted with their AU's colour and outlined; the caption lists
+    the AUs in those colours.
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from ..imaging import grey_to_rgb, upscale
+
+    face = upscale(grey_to_rgb(sample.image), scale)
+    rgb = face.astype(np.float32)
+    masks = sample.localisation_masks() or {}
+    for au, mask in sorted(masks.items()):
+        big = upscale(mask.astype(np.uint8)[..., None], scale)[..., 0].astype(bool)
+        colour = np.array(au_colour(au, aus), dtype=np.float32)
+        rgb[big] = rgb[big] * 0.6 + colour * 0.4
+        edge = big & ~(np.roll(big, 1, 0) & np.roll(big, -1, 0) & np.roll(big, 1, 1) & np.roll(big, -1, 1))
+        rgb[edge] = colour
+    left = Image.fromarray(face)
+    draw = ImageDraw.Draw(left)
+    if sample.landmarks is not None:
+        for x, y in np.asarray(sample.landmarks, dtype=np.float64):
+            cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
+            draw.ellipse([cx - 1.5, cy - 1.5, cx + 1.5, cy + 1.5], fill=(0, 255, 0))
+    right = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
+    gap = 2
+    width = left.width * 2 + gap
+    strip = Image.new("RGB", (width, 26), (32, 32, 32))
+    text = ImageDraw.Draw(strip)
+    text.text((3, 1), caption, fill=(255, 255, 255))
+    x = 3
+    for au in sorted(masks):
+        label = f"AU{au}"
+        text.text((x, 13), label, fill=au_colour(au, aus))
+        x += int(text.textlength(label)) + 5
+    tile = Image.new("RGB", (width, left.height + strip.height), (32, 32, 32))
+    tile.paste(left, (0, 0))
+    tile.paste(right, (left.width + gap, 0))
+    tile.paste(strip, (0, left.height))
+    return np.asarray(tile)
+
+
+def choose_samples(dataset, count: int, seed: int) -> list[int]:
+    """``count`` sample indices spread over the classes, drawn with ``seed``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    emotions = dataset.emotions
+    by_class: dict[Any, list[int]] = {}
+    for index, emotion in enumerate(emotions):
+        by_class.setdefault(emotion, []).append(index)
+    pools = [rng.permutation(indices).tolist() for _, indices in sorted(by_class.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(emotions)):
+        for pool in pools:
+            if pool and len(chosen) < count:
+                chosen.append(pool.pop())
+    return chosen
+
+
+def preview(dataset, out: Path, count: int = 16, seed: int = 0, scale: int = 4, columns: int | None = None) -> dict[str, Any]:
+    """Write a PNG grid of ``count`` samples of ``dataset``; returns what was drawn."""
+    from ..imaging import grid, save_png
+
+    indices = choose_samples(dataset, count, seed)
+    if not indices:
+        raise UsageError(f"dataset {dataset.name!r} has no samples to preview", "check its --data-root with `interp data inspect`")
+    samples = [dataset[i] for i in indices]
+    aus = sorted({au for s in samples for au in (s.localisation_masks() or {})})
+    names = dataset.class_names
+    tiles = []
+    rows = []
+    for index, sample in zip(indices, samples):
+        label = "-" if sample.emotion is None else names[sample.emotion]
+        tiles.append(draw_sample(sample, scale, aus, f"{sample.sequence}#{sample.frame} {label}"))
+        rows.append({
+            "index": index, "subject": sample.subject, "sequence": sample.sequence, "frame": sample.frame,
+            "emotion": label, "aus": {str(k): v for k, v in sample.aus.items()},
+            "masks": sorted((sample.localisation_masks() or {}).keys()),
+        })
+    columns = columns or min(len(tiles), 4)
+    picture = grid(tiles, columns=columns, pad=4)
+    save_png(out, picture)
+    return {
+        "out": str(out),
+        "dataset": dataset.name,
+        "width": int(picture.shape[1]),
+        "height": int(picture.shape[0]),
+        "masks": "ground truth" if any(sample.au_masks is not None for sample in samples) else "landmark regions",
+        "samples": rows,
+    }
+
+
+def _check_png_out(out: Path) -> None:
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {out} must name a .png file", "e.g. --out preview.png")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder", "name a .png file, e.g. --out preview.png")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the folder of --out {out}: {exc.strerror or exc}", "choose a writable place") from None
+
+
+def preview_command(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Data set plugin, e.g. synthfacs or ckplus."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="The data set's root (synthfacs: the default set if omitted)."),
+    count: int = typer.Option(16, "--count", "-n", help="Number of samples to draw."),
+    seed: int = typer.Option(0, "--seed", help="Which samples are drawn."),
+    scale: int = typer.Option(4, "--scale", help="Enlargement of each crop (pixels per crop pixel)."),
+    option: Optional[list[str]] = typer.Option(None, "--option", help="Data set option key=value (e.g. protocol=peak); repeatable."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was drawn as JSON."),
+) -> None:
+    """Draw a grid of samples with their landmarks and AU masks."""
+    if count < 1:
+        raise UsageError(f"--count must be at least 1, got {count}", "e.g. --count 16")
+    if not 1 <= scale <= 16:
+        raise UsageError(f"--scale must be from 1 to 16, got {scale}", "e.g. --scale 4")
+    _check_png_out(out)
+    from ..registry import get_dataset
+
+    options = parse_options(option)
+    if data_root is not None:
+        options["data_root"] = data_root
+    data = get_dataset(dataset, **options)
+    result = preview(data, out, count=count, seed=seed, scale=scale)
+    info(f"wrote {result['width']}x{result['height']} preview of {len(result['samples'])} samples to {out}")
+
+    def render(r: dict[str, Any]):
+        from rich.table import Table
+
+        table = Table(title=f"{r['dataset']} preview -> {r['out']} ({r['masks']})", title_justify="left")
+        for column in ("sequence", "frame", "emotion", "AUs"):
+            table.add_column(column)
+        for row in r["samples"]:
+            table.add_row(row["sequence"], str(row["frame"]), row["emotion"], " ".join(f"AU{a}" for a in row["aus"]) or "-")
+        return table
+
+    emit(result, as_json, render)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``generate`` and ``preview`` to the ``interp data`` sub-app."""
+    app.command("generate")(generate_command)
+    app.command("preview")(preview_command)

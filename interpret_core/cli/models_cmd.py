@@ -1,9 +1,92 @@
-"""Commands of this module are registered by :func:`register`."""
+"""``interp models``: each model plugin, its layers, and the card of its shipped weights."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+
+from .output import emit
+
+
+def model_rows() -> list[dict[str, Any]]:
+    """One row per model plugin (broken ones included, with their error)."""
+    from ..errors import InterpError
+    from ..registry import get_registry
+    from ..weights import card_path, default_weights_path, read_card
+
+    rows = []
+    registry = get_registry()
+    for name in registry.names("model"):
+        row: dict[str, Any] = {"name": name, "status": "ok", "error": None}
+        try:
+            cls = registry.get_class("model", name)
+            row["description"] = getattr(cls, "description", "")
+            row["default_weights"] = getattr(cls, "default_weights", None)
+            path = default_weights_path(row["default_weights"])
+            card = read_card(path) if path is not None else None
+            options: dict[str, Any] = {}
+            if card is not None:
+                options = {"class_names": card["architecture"]["class_names"], "input_size": tuple(card["architecture"]["input_size"])}
+            model = cls(**options)  # untrained: layers and parameter count only
+            row.update(
+                layers=list(model.layers),
+                input_size=list(model.input_size),
+                class_names=list(model.class_names),
+                parameters=int(sum(p.numel() for p in model.module.parameters())),
+                weights_path=None if path is None else str(path),
+                card_path=None if path is None else str(card_path(path)),
+                card=card,
+                mean_accuracy=None if card is None else (card.get("metrics") or {}).get("mean_accuracy"),
+                std_accuracy=None if card is None else (card.get("metrics") or {}).get("std_accuracy"),
+            )
+        except InterpError as exc:
+            row.update(status="failed", error=exc.message)
+        except Exception as exc:  # a broken plugin must not hide the others
+            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        rows.append(row)
+    return rows
+
+
+def _render(rows: list[dict[str, Any]]):
+    from rich.table import Table
+
+    table = Table(title="interp models", title_justify="left")
+    for column in ("name", "layers", "input", "classes", "params", "shipped weights", "CV accuracy", "trained on"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        if row["status"] != "ok":
+            table.add_row(row["name"], f"[red]failed[/red]: {row['error']}", "", "", "", "", "", "")
+            continue
+        card = row.get("card")
+        accuracy = "-"
+        if row.get("mean_accuracy") is not None:
+            accuracy = f"{row['mean_accuracy']:.3f} +- {row['std_accuracy']:.3f}"
+            folds = (card.get("protocol") or {}).get("folds")
+            if folds:
+                accuracy += f" ({folds}-fold)"
+        trained_on = "-"
+        if card is not None:
+            data = card.get("dataset") or {}
+            trained_on = f"{data.get('name', '?')} ({data.get('samples', '?')} crops, {data.get('subjects', '?')} subjects)"
+        table.add_row(
+            row["name"],
+            ", ".join(row["layers"]),
+            "x".join(str(v) for v in row["input_size"]),
+            str(len(row["class_names"])),
+            f"{row['parameters']:,}",
+            "untrained (none shipped)" if row.get("weights_path") is None else row["weights_path"].rsplit("/", 1)[-1],
+            accuracy,
+            trained_on,
+        )
+    return table
+
+
+def models_command(as_json: bool = typer.Option(False, "--json", help="Print a JSON list (with full model cards).")) -> None:
+    """List model plugins: layers, input size, classes, and the card of shipped default weights."""
+    emit(model_rows(), as_json, _render)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``interp models`` to ``app``."""
+    app.command("models")(models_command)

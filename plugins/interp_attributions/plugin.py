@@ -2,4 +2,33 @@
 
 from __future__ import annotations
 
-from interpret_core import hookimpl  # noqa: F401
+from interpret_core import hookimpl
+
+
+@hookimpl
+def interp_register_attributions(register):
+    from .backprop import Deconvolution, GuidedBackprop
+    from .captum_methods import (
+        CaptumAdapter,
+        DeepLift,
+        GradCam,
+        GuidedGradCam,
+        InputXGradient,
+        IntegratedGradients,
+        Occlusion,
+        Saliency,
+    )
+
+    for cls in (
+        Deconvolution,
+        GuidedBackprop,
+        Saliency,
+        IntegratedGradients,
+        InputXGradient,
+        DeepLift,
+        Occlusion,
+        GradCam,
+        GuidedGradCam,
+        CaptumAdapter,
+    ):
+        register(cls)

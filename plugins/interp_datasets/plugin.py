@@ -2,4 +2,14 @@
 
 from __future__ import annotations
 
-from interpret_core import hookimpl  # noqa: F401
+from interpret_core import hookimpl
+
+
+@hookimpl
+def interp_register_datasets(register):
+    """Register ``ckplus`` (the CK+ release) and ``synthfacs`` (generated, in the CK+ layout)."""
+    from .ckplus import CKPlusDataset
+    from .synthfacs import SynthFACSDataset
+
+    register(CKPlusDataset)
+    register(SynthFACSDataset)

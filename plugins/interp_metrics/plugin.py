@@ -2,4 +2,30 @@
 
 from __future__ import annotations
 
-from interpret_core import hookimpl  # noqa: F401
+from interpret_core import hookimpl
+
+
+@hookimpl
+def interp_register_attribution_metrics(register):
+    """The metrics of ``interp bench`` (localisation, faithfulness, sanity)."""
+    from .attribution_metrics import METRIC_CLASSES, load_classes
+
+    for cls in load_classes(METRIC_CLASSES):
+        register(cls)
+
+
+@hookimpl
+def interp_register_attributions(register):
+    """Baseline maps for ``interp bench``: ``centre-gaussian`` and ``random-map``."""
+    from .attribution_metrics import BASELINE_CLASSES, load_classes
+
+    for cls in load_classes(BASELINE_CLASSES):
+        register(cls)
+
+
+@hookimpl
+def interp_register_unit_metrics(register):
+    """``au-distance``: which feature maps detect which action units."""
+    from .au_distance import AUDistance
+
+    register(AUDistance)

@@ -16,12 +16,31 @@ from torch import nn
 __all__ = ["FerCNN", "FerResNet", "BasicBlock"]
 
 
-def _conv_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
-    """Conv (same padding) followed by its own ReLU; the Sequential's output is rectified."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
-        nn.ReLU(inplace=False),
-    )
+def _conv_relu(in_channels: int, out_channels: int, kernel_size: int, batchnorm: bool = False) -> nn.Sequential:
+    """Conv (same padding) [+ BatchNorm] + its own ReLU; the Sequential's output is rectified."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batchnorm)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.ReLU(inplace=False))
+    return nn.Sequential(*layers)
+
+
+class Standardise(nn.Module):
+    """Per-image standardisation: zero mean, unit standard deviation over (C, H, W).
+
+    Removes global brightness and contrast (lighting that changes between
+    frames and subjects) before the first convolution; parameter-free and
+    differentiable, so gradient-based attributions pass through it.
+    """
+
+    def __init__(self, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        return (x - mean) / (std + self.eps)
 
 
 class FerCNN(nn.Module):
@@ -43,18 +62,21 @@ class FerCNN(nn.Module):
         input_size: Sequence[int] = (1, 64, 64),
         channels: Sequence[int] = (16, 32, 64),
         hidden: int = 128,
-        dropout: float = 0.5,
+        dropout: float = 0.2,
+        batchnorm: bool = False,
+        standardise: bool = False,
     ):
         super().__init__()
         in_channels, height, width = (int(v) for v in input_size)
         if height % 8 or width % 8:
             raise ValueError(f"FerCNN needs input height and width divisible by 8, got {height}x{width}")
         c1, c2, c3 = (int(c) for c in channels)
-        self.conv1 = _conv_relu(in_channels, c1, 5)
+        self.standardise = Standardise() if standardise else nn.Identity()
+        self.conv1 = _conv_relu(in_channels, c1, 5, batchnorm)
         self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = _conv_relu(c1, c2, 3)
+        self.conv2 = _conv_relu(c1, c2, 3, batchnorm)
         self.pool2 = nn.MaxPool2d(2)
-        self.conv3 = _conv_relu(c2, c3, 3)
+        self.conv3 = _conv_relu(c2, c3, 3, batchnorm)
         self.pool3 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         self.dropout1 = nn.Dropout(dropout)
@@ -64,10 +86,11 @@ class FerCNN(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(self.conv1(x))
+        x = self.pool1(self.conv1(self.standardise(x)))
         x = self.pool2(self.conv2(x))
         x = self.pool3(self.conv3(x))
         x = self.dropout1(self.flatten(x))

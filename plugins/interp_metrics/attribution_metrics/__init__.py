@@ -15,7 +15,7 @@ Nothing here imports torch at import time; the numeric kernels live in
 
 from __future__ import annotations
 
-from .base import BenchMetric, Saliency  # noqa: F401
+from .base import BenchMetric  # noqa: F401
 
 #: Metric classes, by module, resolved lazily by the plugin's hookimpl.
 METRIC_CLASSES = (

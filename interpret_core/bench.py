@@ -1,0 +1,846 @@
+"""``interp bench``: every attribution method x every attribution metric, on the same images.
+
+The run, in order:
+
+1. load the model (``get_model``) and the data set (``get_dataset``);
+2. select ``limit`` images: a seeded draw stratified over the emotion classes;
+3. explain the model's *predicted* class of each image;
+4. per method: compute the attributions once (cached in ``attributions/``),
+   timing them per image;
+5. per (method, metric): score every image and save the cell at once to
+   ``cells/<method>__<metric>.json``, keyed by a hash of everything that
+   determines it (model weights, data set, selection, method spec, metric
+   options). A re-run with the same configuration reuses every finished cell
+   and attribution file, so an interrupted run resumes where it stopped and
+   a new method or metric costs only its own cells;
+6. aggregate: mean and 95 % t-interval per cell; write ``bench.json``,
+   ``bench.csv`` and ``bench.md`` (atomically).
+
+Localisation metrics (``needs_masks``) score only the images with at least
+one AU present and a mask for it; the mask of an image is the union of
+``Sample.localisation_masks()`` over its AUs (ground truth on SynthFACS,
+landmark regions on CK+). Neutral images and images without masks are left
+out of those cells, and the cell records how many images it used.
+
+No torch at import time: torch is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DataError, InterpError, UsageError
+from .io import read_json, to_jsonable, write_bytes, write_json, write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .interfaces import Attribution, AttributionMetric, Model
+
+#: Version of the cell / cache format; part of every key.
+FORMAT_VERSION = 1
+DEFAULT_MODEL = "fer-cnn"
+DEFAULT_DATASET = "synthfacs"
+#: 64 images keep the defaults (every built-in method x every metric) well
+#: under 10 minutes on 2 CPU cores and still give 95 % intervals of about
+#: +-0.1 on hit rates; raise it for publication tables.
+DEFAULT_LIMIT = 64
+#: The model-agnostic baseline maps added to every table (the score floor).
+BASELINE_METHODS = ("centre-gaussian", "random-map")
+CONFIDENCE = 0.95
+
+
+# -- small pure helpers ---------------------------------------------------------
+def parse_names(text: str | None) -> list[str] | None:
+    """``"a,b, c"`` -> ``["a", "b", "c"]``; ``"all"`` or None -> None (meaning every one)."""
+    if text is None or text.strip().lower() == "all":
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UsageError(f"empty list {text!r}", "give comma-separated names, or 'all'")
+    return list(dict.fromkeys(names))
+
+
+_OPTION_ITEM = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_-]*\s*=")
+
+
+def parse_method_list(text: str | None) -> list[str] | None:
+    """``"deconv,occlusion:window=12,stride=6,captum:NoiseTunnel(Saliency),nt_samples=8"`` -> method specs.
+
+    Commas separate methods, except inside parentheses and before a
+    ``key=value`` item, which continues the previous method's options.
+    ``"all"`` or None -> None.
+    """
+    if text is None or text.strip().lower() == "all":
+        return None
+    specs: list[str] = []
+    depth, current = 0, ""
+    items = []
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if _OPTION_ITEM.match(item) and specs:
+            specs[-1] = f"{specs[-1]},{item}"
+        else:
+            specs.append(item)
+    if not specs:
+        raise UsageError(f"empty method list {text!r}", "give comma-separated methods, or 'all'")
+    return list(dict.fromkeys(specs))
+
+
+def parse_metric_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["deletion.steps=64", ...]`` -> ``{"deletion": {"steps": 64}}``."""
+    from .cli.options import parse_options
+
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        if not dot or not name.strip() or "=" not in rest:
+            raise UsageError(
+                f"--metric-option {item!r} is not METRIC.KEY=VALUE",
+                "for example --metric-option deletion.baseline=mean",
+            )
+        options.setdefault(name.strip(), {}).update(parse_options([rest], flag="--metric-option"))
+    return options
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """Mean and two-sided Student-t confidence interval of the finite ``values``.
+
+    Returns ``{"mean", "ci_low", "ci_high", "std", "n", "n_undefined"}``; NaN
+    values (undefined scores) are counted in ``n_undefined`` and left out.
+    With fewer than two values the interval is NaN.
+    """
+    from scipy import stats
+
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    finite = array[np.isfinite(array)]
+    n = int(finite.size)
+    result = {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "std": math.nan, "n": n,
+              "n_undefined": int(array.size - n)}
+    if n == 0:
+        return result
+    mean = float(finite.mean())
+    result["mean"] = mean
+    if n < 2:
+        return result
+    std = float(finite.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    result.update(std=std, ci_low=mean - half, ci_high=mean + half)
+    return result
+
+
+def stratified_selection(labels: Sequence[Any], limit: int | None, seed: int) -> np.ndarray:
+    """Indices of ``limit`` items drawn round-robin over the label groups, seeded; sorted.
+
+    Each group (one per distinct label, ``None`` included) is shuffled with
+    ``numpy.random.default_rng(seed)``; the draw takes one item from each
+    group in turn, so classes are represented as evenly as their sizes allow.
+    """
+    total = len(labels)
+    if limit is None or limit >= total:
+        return np.arange(total)
+    rng = np.random.default_rng(seed)
+    groups: dict[Any, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(label, []).append(index)
+    keys = sorted(groups, key=lambda k: (k is None, str(k) if not isinstance(k, int) else f"{k:08d}"))
+    queues = [list(rng.permutation(groups[k])) for k in keys]
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(int(queue.pop(0)))
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a method or metric spec (a short hash keeps it unique)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+    if safe != text:
+        safe = f"{safe[:60]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return safe
+
+
+def digest(value: Any) -> str:
+    """sha256 of the canonical JSON of ``value``."""
+    return hashlib.sha256(json.dumps(to_jsonable(value), sort_keys=True).encode()).hexdigest()
+
+
+def module_fingerprint(module: Any) -> str:
+    """sha256 over a module's state dict (names, shapes, dtypes and values)."""
+    sha = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        array = tensor.detach().cpu().contiguous().numpy()
+        sha.update(f"{name}|{array.dtype}|{array.shape}|".encode())
+        sha.update(array.tobytes())
+    return sha.hexdigest()
+
+
+def make_method(spec: str) -> Attribution:
+    """The attribution method named by ``spec``.
+
+    Specs are parsed by the attribution plugin's ``parse_method_spec``
+    (``occlusion:window=12,stride=6``, ``captum:NoiseTunnel(Saliency),nt_samples=8``).
+    """
+    from .registry import get_attribution
+
+    name, options = method_spec(spec)
+    return get_attribution(name, **options)
+
+
+def canonical_spec(spec: str) -> list[Any]:
+    """[name, options sorted]: two spellings of one method share their cells."""
+    name, options = method_spec(spec)
+    return [name, sorted((k, to_jsonable(v)) for k, v in options.items())]
+
+
+def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """(plugin name, options) of a method spec, with the attribution plugin's parser when installed."""
+    try:
+        from interp_attributions.options import parse_method_spec  # type: ignore[import-not-found]
+    except ImportError:  # the built-in attribution plugin is absent: plain names only
+        return spec.strip(), {}
+    return parse_method_spec(spec)
+
+
+# -- configuration ----------------------------------------------------------------
+@dataclasses.dataclass
+class BenchConfig:
+    """What ``interp bench`` runs; see the module docstring."""
+
+    methods: list[str] | None = None  # None = every registered method that works on the model
+    metrics: list[str] | None = None  # None = every registered attribution metric
+    model: str = DEFAULT_MODEL
+    weights: str | None = None
+    dataset: str = DEFAULT_DATASET
+    data_root: str | None = None
+    limit: int | None = DEFAULT_LIMIT
+    seed: int = 0
+    out: str | None = None
+    baselines: bool = True
+    batch_size: int = 32
+    metric_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit must be at least 1, got {self.limit}", "use --limit 64, or omit it")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.weights is not None and not Path(self.weights).is_file():
+            raise UsageError(f"weights file {self.weights} does not exist", "give a .safetensors file written by `interp train`")
+        if self.data_root is not None and not Path(self.data_root).is_dir():
+            raise UsageError(f"--data-root {self.data_root} is not a folder", "give the data set's root folder")
+
+
+@dataclasses.dataclass
+class Prepared:
+    """The shared state of one bench run: model, images, targets, masks."""
+
+    model: Model
+    inputs: torch.Tensor  # float32 [N, C, H, W]
+    targets: torch.Tensor  # int64 [N], predicted classes
+    masks: torch.Tensor  # bool [N, H, W] at the input resolution
+    has_mask: np.ndarray  # bool [N]
+    indices: np.ndarray  # dataset indices of the selection
+    emotions: list[int | None]
+    subjects: list[str]
+    key: dict[str, Any]  # what makes this selection, model and data unique
+    key_hash: str
+
+
+def union_mask(sample: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    """Union of the localisation masks of the AUs present in ``sample``, or None."""
+    masks = sample.localisation_masks()
+    if not masks or not sample.aus:
+        return None
+    union = np.zeros(shape, dtype=bool)
+    found = False
+    for au in sample.aus:
+        mask = masks.get(au)
+        if mask is None:
+            continue
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != shape:
+            raise DataError(
+                f"sample {sample.path or sample.sequence}: mask of AU{au} has shape {mask.shape}, image {shape}",
+                "regenerate or re-read the data set",
+            )
+        union |= mask
+        found = True
+    return union if found and union.any() else None
+
+
+def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepared:
+    """Load the model and the selected images; predict the targets."""
+    import torch
+    import torch.nn.functional as F
+
+    from .registry import get_dataset, get_model
+
+    if status:
+        status("loading model and data")
+    # Seeded, so that a model without trained weights is at least the same
+    # network on every run (and its cells can be reused).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = get_model(config.model, weights=config.weights)
+    if model.card is None and warn:
+        warn(
+            f"model {config.model!r} has no trained weights (random initialisation, seed {config.seed}); "
+            "its attributions say nothing about a trained network. Pass --weights from `interp train`"
+        )
+    dataset_options = {} if config.data_root is None else {"data_root": config.data_root}
+    dataset = get_dataset(config.dataset, **dataset_options)
+    if len(dataset) == 0:
+        raise DataError(f"data set {config.dataset!r} has no images", "check --data-root")
+    emotions_all = list(dataset.emotions)
+    indices = stratified_selection(emotions_all, config.limit, config.seed)
+    samples = [dataset[int(i)] for i in indices]
+    images = np.stack([np.asarray(s.image, dtype=np.float32) for s in samples])
+    inputs = model.to_input(images)
+    height, width = inputs.shape[-2:]
+    mask_list, has_mask = [], []
+    for sample in samples:
+        union = union_mask(sample, tuple(np.asarray(sample.image).shape))
+        has_mask.append(union is not None)
+        mask_list.append(union if union is not None else np.zeros(np.asarray(sample.image).shape, dtype=bool))
+    masks = torch.as_tensor(np.stack(mask_list))
+    if masks.shape[-2:] != (height, width):
+        masks = F.interpolate(masks[:, None].float(), size=(height, width), mode="nearest")[:, 0] > 0.5
+    module = model.module
+    with torch.no_grad():
+        logits = torch.cat([module(inputs[i : i + 256]) for i in range(0, len(inputs), 256)])
+    targets = logits.argmax(dim=1)
+    data_sha = hashlib.sha256()
+    data_sha.update(images.tobytes())
+    data_sha.update(masks.numpy().tobytes())
+    key = {
+        "format": FORMAT_VERSION,
+        "model": config.model,
+        "model_sha256": module_fingerprint(module),
+        "dataset": config.dataset,
+        "data_root": None if config.data_root is None else os.path.abspath(config.data_root),
+        "limit": config.limit,
+        "seed": config.seed,
+        "indices": indices.tolist(),
+        "data_sha256": data_sha.hexdigest(),
+    }
+    return Prepared(
+        model=model,
+        inputs=inputs,
+        targets=targets,
+        masks=masks.to(torch.bool),
+        has_mask=np.asarray(has_mask, dtype=bool),
+        indices=indices,
+        emotions=[s.emotion for s in samples],
+        subjects=[s.subject for s in samples],
+        key=key,
+        key_hash=digest(key),
+    )
+
+
+def default_out(config: BenchConfig, key_hash: str) -> Path:
+    """``./interp-runs/bench-<model>-<dataset>-<hash>``: the same configuration, the same folder."""
+    return Path("interp-runs") / f"bench-{slug(config.model)}-{slug(config.dataset)}-{key_hash[:10]}"
+
+
+# -- the run ----------------------------------------------------------------------
+class Bench:
+    """One bench run over a :class:`Prepared` selection, writing into ``out``."""
+
+    def __init__(self, config: BenchConfig, prepared: Prepared, out: Path, progress: Any = None):
+        self.config = config
+        self.prepared = prepared
+        self.out = Path(out)
+        self.progress = progress
+        self.reused = 0
+        self.computed = 0
+        self.attributions_reused = 0
+        self.attributions_computed = 0
+        self._attributions: dict[str, tuple[Any, float]] = {}
+
+    # -- attributions ---------------------------------------------------------
+    def _attribution_path(self, spec: str) -> Path:
+        return self.out / "attributions" / f"{slug(spec)}.npz"
+
+    def attributions(self, spec: str, method: Attribution) -> tuple[torch.Tensor, float]:
+        """(attributions float32 [N, C, H, W], seconds per image), cached on disk."""
+        import torch
+
+        if spec in self._attributions:
+            return self._attributions[spec]
+        key = digest({"data": self.prepared.key_hash, "method": canonical_spec(spec)})
+        path = self._attribution_path(spec)
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    if str(stored["key"]) == key:
+                        result = (torch.from_numpy(stored["attributions"].copy()), float(stored["seconds_per_image"]))
+                        self._attributions[spec] = result
+                        self.attributions_reused += 1
+                        return result
+            except (OSError, KeyError, ValueError):
+                pass  # unreadable or foreign cache: recompute
+        inputs, targets = self.prepared.inputs, self.prepared.targets
+        module = self.prepared.model.module
+        parts = []
+        task = self._task(f"attributions {spec}", len(inputs))
+        start = time.perf_counter()
+        for first in range(0, len(inputs), self.config.batch_size):
+            part = slice(first, first + self.config.batch_size)
+            result = method.attribute(module, inputs[part].clone(), targets[part])
+            result = torch.as_tensor(result).detach().to(torch.float32).cpu()
+            if result.ndim == 3:
+                result = result[:, None]
+            expected = inputs[part].shape
+            if result.ndim != 4 or result.shape[0] != expected[0] or result.shape[-2:] != expected[-2:]:
+                raise InterpError(
+                    f"attribution {spec!r} returned shape {tuple(result.shape)} for inputs {tuple(expected)}",
+                    "an Attribution must return [N, C, H, W] like its inputs",
+                )
+            parts.append(result)
+            self._advance(task, result.shape[0])
+        seconds = (time.perf_counter() - start) / len(inputs)
+        self._done(task)
+        attributions = torch.cat(parts)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, attributions=attributions.numpy(), key=np.array(key), seconds_per_image=np.array(seconds))
+        write_bytes(path, buffer.getvalue())
+        self.attributions_computed += 1
+        self._attributions[spec] = (attributions, seconds)
+        return attributions, seconds
+
+    # -- cells ------------------------------------------------------------------
+    def _cell_path(self, spec: str, metric_name: str) -> Path:
+        return self.out / "cells" / f"{slug(spec)}__{slug(metric_name)}.json"
+
+    def cell_key(self, spec: str, metric_name: str, metric: AttributionMetric) -> str:
+        options = getattr(metric, "options", None)
+        if options is None:
+            options = self.config.metric_options.get(metric_name, {})
+        return digest({"data": self.prepared.key_hash, "method": canonical_spec(spec), "metric": metric_name,
+                       "options": options})
+
+    def cached_cell(self, spec: str, metric_name: str, key: str) -> dict[str, Any] | None:
+        path = self._cell_path(spec, metric_name)
+        if not path.is_file():
+            return None
+        try:
+            cell = read_json(path)
+        except (DataError, OSError):
+            return None
+        return cell if isinstance(cell, dict) and cell.get("key") == key else None
+
+    def compute_cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
+        import torch
+
+        attributions, _ = self.attributions(spec, method)
+        prepared = self.prepared
+        keep = np.ones(len(prepared.inputs), dtype=bool)
+        if metric.needs_masks:
+            keep = prepared.has_mask.copy()
+        rows = torch.as_tensor(np.flatnonzero(keep))
+        start = time.perf_counter()
+        scores = np.full(len(prepared.inputs), np.nan)
+        extras: dict[str, np.ndarray] = {}
+        if len(rows):
+            values = metric(
+                inputs=prepared.inputs[rows],
+                targets=prepared.targets[rows],
+                attributions=attributions[rows],
+                masks=prepared.masks[rows] if metric.needs_masks else None,
+                model=prepared.model.module,
+                method=method,
+            )
+            scores[keep] = values
+            for name, extra in (getattr(metric, "extras", None) or {}).items():
+                full = np.full(len(prepared.inputs), np.nan)
+                if len(extra) == len(rows):
+                    full[keep] = extra
+                    extras[name] = full
+        seconds = time.perf_counter() - start
+        summary = mean_ci(scores[keep])
+        return {
+            "method": spec,
+            "metric": metric_name,
+            **summary,
+            "n_scored": int(keep.sum()),
+            "extras": {name: mean_ci(values[keep]) for name, values in extras.items()},
+            "scores": [None if not np.isfinite(v) else float(v) for v in scores],
+            "extra_scores": {name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in extras.items()},
+            "metric_seconds": seconds,
+            "options": getattr(metric, "options", self.config.metric_options.get(metric_name, {})),
+        }
+
+    def cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
+        """The (method, metric) cell: reused from disk if finished, else computed and saved at once."""
+        key = self.cell_key(spec, metric_name, metric)
+        cached = self.cached_cell(spec, metric_name, key)
+        if cached is not None:
+            self.reused += 1
+            cached["reused"] = True
+            return cached
+        cell = self.compute_cell(spec, method, metric_name, metric)
+        cell["key"] = key
+        write_json(self._cell_path(spec, metric_name), cell)
+        self.computed += 1
+        cell["reused"] = False
+        return cell
+
+    # -- progress -----------------------------------------------------------------
+    def _task(self, description: str, total: int) -> Any:
+        if self.progress is None:
+            return None
+        return self.progress.add_task(description, total=total)
+
+    def _advance(self, task: Any, amount: int = 1) -> None:
+        if task is not None:
+            self.progress.advance(task, amount)
+
+    def _done(self, task: Any) -> None:
+        if task is not None:
+            self.progress.remove_task(task)
+
+
+def _metric_instances(config: BenchConfig) -> dict[str, AttributionMetric]:
+    from .registry import get_attribution_metric, get_registry
+
+    names = config.metrics if config.metrics is not None else get_registry().names("attribution-metric")
+    unknown_options = set(config.metric_options) - set(names)
+    if unknown_options:
+        raise UsageError(f"--metric-option names unknown metric(s) {sorted(unknown_options)}", f"metrics: {', '.join(names)}")
+    metrics = {name: get_attribution_metric(name, **config.metric_options.get(name, {})) for name in names}
+    if config.metrics is None:  # 'all': localisation, faithfulness, sanity, then the rest
+        order = sorted(metrics, key=lambda n: (_family_rank(getattr(metrics[n], "family", "")), n))
+        metrics = {name: metrics[name] for name in order}
+    return metrics
+
+
+def _method_specs(config: BenchConfig) -> tuple[list[str], bool]:
+    """(method specs in table order, whether failures are skipped rather than raised)."""
+    from .registry import get_registry
+
+    if config.methods is None:
+        names = [n for n in get_registry().names("attribution") if n not in BASELINE_METHODS]
+        skip_failures = True
+    else:
+        names = [n for n in config.methods if n not in BASELINE_METHODS]
+        skip_failures = False
+    baselines = [n for n in BASELINE_METHODS if config.baselines or (config.methods and n in config.methods)]
+    return names + baselines, skip_failures
+
+
+def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, warn: Any = None) -> dict[str, Any]:
+    """Run (or resume) a bench; returns the result written to ``bench.json``.
+
+    Args:
+        progress: a rich ``Progress`` (or None for silence).
+        status, warn: callables taking a message (or None).
+    """
+    config.validate()
+    wall_start = time.perf_counter()
+    metrics = _metric_instances(config)
+    specs, skip_failures = _method_specs(config)
+    prepared = prepare(config, status, warn)
+    out = Path(config.out) if config.out else default_out(config, prepared.key_hash)
+    out.mkdir(parents=True, exist_ok=True)
+    bench = Bench(config, prepared, out, progress)
+    rows: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    needs_options: dict[str, str] = {}  # plugins that are not a method without options (e.g. 'captum')
+    failed_cells: list[dict[str, str]] = []
+    cells_task = bench._task("bench cells", len(specs) * len(metrics))
+    for spec in specs:
+        try:
+            method = make_method(spec)
+        except UsageError as exc:
+            if not skip_failures:
+                raise
+            # e.g. the generic 'captum' adapter, which needs a class name: not a method on its own
+            needs_options[spec] = exc.message
+            bench._advance(cells_task, len(metrics))
+            continue
+        try:
+            _, seconds = bench.attributions(spec, method)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            if not skip_failures or spec in BASELINE_METHODS:
+                if isinstance(exc, InterpError):
+                    raise
+                raise InterpError(f"attribution {spec!r} failed on model {config.model!r}: {type(exc).__name__}: {exc}",
+                                  "drop it from --methods, or run with INTERP_DEBUG=1 for the traceback") from exc
+            skipped[spec] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+            if warn:
+                warn(f"skipping method {spec!r}: {skipped[spec]}")
+            bench._advance(cells_task, len(metrics))
+            continue
+        row = {"method": spec, "baseline": spec in BASELINE_METHODS, "time_per_image_s": seconds, "cells": {}}
+        for metric_name, metric in metrics.items():
+            try:
+                cell = bench.cell(spec, method, metric_name, metric)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                if isinstance(exc, UsageError):
+                    raise
+                message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+                failed_cells.append({"method": spec, "metric": metric_name, "error": message})
+                if warn:
+                    warn(f"cell {spec} x {metric_name} failed: {message}")
+                cell = {"method": spec, "metric": metric_name, "error": message, "mean": math.nan,
+                        "ci_low": math.nan, "ci_high": math.nan, "n": 0, "reused": False}
+            row["cells"][metric_name] = {k: v for k, v in cell.items() if k not in ("scores", "extra_scores", "key")}
+            bench._advance(cells_task)
+        rows[spec] = row
+    bench._done(cells_task)
+    targets = prepared.targets.numpy()
+    labelled = [(int(t), e) for t, e in zip(targets, prepared.emotions) if e is not None]
+    accuracy = float(np.mean([t == e for t, e in labelled])) if labelled else None
+    result = {
+        "command": "bench",
+        "out": str(out),
+        "config": {
+            "model": config.model,
+            "weights": config.weights,
+            "model_sha256": prepared.key["model_sha256"],
+            "dataset": config.dataset,
+            "data_root": prepared.key["data_root"],
+            "limit": config.limit,
+            "seed": config.seed,
+            "batch_size": config.batch_size,
+            "target": "predicted class",
+            "confidence": CONFIDENCE,
+            "interval": "Student t over the images' finite scores",
+            "key": prepared.key_hash,
+        },
+        "images": {
+            "n": int(len(prepared.indices)),
+            "n_with_masks": int(prepared.has_mask.sum()),
+            "indices": prepared.indices.tolist(),
+            "subjects": sorted(set(prepared.subjects)),
+            "accuracy_on_selection": accuracy,
+        },
+        "metrics": {
+            name: {
+                "higher_is_better": bool(metric.higher_is_better),
+                "family": getattr(metric, "family", ""),
+                "needs_masks": bool(metric.needs_masks),
+                "description": getattr(metric, "description", ""),
+                "options": getattr(metric, "options", config.metric_options.get(name, {})),
+                "extras": list(getattr(metric, "extra_fields", ())),
+            }
+            for name, metric in metrics.items()
+        },
+        "methods": list(rows.values()),
+        "skipped_methods": skipped,
+        "not_run_without_options": needs_options,
+        "failed_cells": failed_cells,
+        "reused": bench.reused,
+        "computed": bench.computed,
+        "attributions_reused": bench.attributions_reused,
+        "attributions_computed": bench.attributions_computed,
+        "wall_s": time.perf_counter() - wall_start,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_outputs(result, out)
+    return result
+
+
+# -- outputs ----------------------------------------------------------------------
+def _arrow(higher_is_better: bool) -> str:
+    return "↑" if higher_is_better else "↓"
+
+
+def format_cell(cell: dict[str, Any] | None, digits: int = 3, separator: str = " ± ") -> str:
+    """``mean ± half-width`` (``n/a`` when undefined, ``failed`` on error)."""
+    if not cell:
+        return "-"
+    if cell.get("error"):
+        return "failed"
+    mean, low, high = cell.get("mean"), cell.get("ci_low"), cell.get("ci_high")
+    if mean is None or not np.isfinite(mean):
+        return "n/a"
+    if low is None or high is None or not np.isfinite(low) or not np.isfinite(high):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f}{separator}{(high - low) / 2:.{digits}f}"
+
+
+def table_columns(result: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """(metric, extra or None, header) for every column of the tables."""
+    columns = []
+    for name, info in result["metrics"].items():
+        columns.append((name, None, f"{name} {_arrow(info['higher_is_better'])}"))
+        if "ssim" in info.get("extras", []):
+            columns.append((name, "ssim", f"{name} SSIM {_arrow(info['higher_is_better'])}"))
+    return columns
+
+
+def _cell_of(row: dict[str, Any], metric: str, extra: str | None) -> dict[str, Any] | None:
+    cell = row["cells"].get(metric)
+    if cell is None or extra is None:
+        return cell
+    return (cell.get("extras") or {}).get(extra)
+
+
+def best_methods(result: dict[str, Any]) -> dict[tuple[str, str | None], str]:
+    """The non-baseline method with the best mean in each column."""
+    best: dict[tuple[str, str | None], str] = {}
+    for metric, extra, _ in table_columns(result):
+        higher = result["metrics"][metric]["higher_is_better"]
+        candidates = []
+        for row in result["methods"]:
+            cell = _cell_of(row, metric, extra)
+            if not row["baseline"] and cell and cell.get("mean") is not None and np.isfinite(cell["mean"]):
+                candidates.append((cell["mean"] if higher else -cell["mean"], row["method"]))
+        if candidates:
+            best[(metric, extra)] = max(candidates)[1]
+    return best
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """``bench.md``: the table plus how it was made."""
+    columns = table_columns(result)
+    best = best_methods(result)
+    header = ["method", *[c[2] for c in columns], "time / image (ms)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for row in result["methods"]:
+        name = f"*{row['method']}* (baseline)" if row["baseline"] else f"`{row['method']}`"
+        cells = []
+        for metric, extra, _ in columns:
+            text = format_cell(_cell_of(row, metric, extra))
+            cells.append(f"**{text}**" if best.get((metric, extra)) == row["method"] else text)
+        lines.append("| " + " | ".join([name, *cells, f"{row['time_per_image_s'] * 1000:.1f}"]) + " |")
+    config, images = result["config"], result["images"]
+    notes = [
+        "",
+        f"Model `{config['model']}` (weights sha256 `{config['model_sha256'][:12]}`), data set `{config['dataset']}`, "
+        f"{images['n']} images (seed {config['seed']}, stratified over classes; {images['n_with_masks']} with AU masks "
+        f"score the localisation metrics). Target: the predicted class"
+        + (f" (accuracy on these images {images['accuracy_on_selection']:.3f})." if images.get("accuracy_on_selection") is not None else "."),
+        "Cells: mean ± half-width of the 95 % Student-t interval over images. ↑ higher is better, ↓ lower is better; "
+        "bold = best non-baseline method. Time: attribution wall time per image on this machine.",
+    ]
+    if result.get("skipped_methods"):
+        notes.append("Skipped: " + "; ".join(f"`{k}` ({v})" for k, v in result["skipped_methods"].items()))
+    return "\n".join(lines + notes) + "\n"
+
+
+def render_csv(result: dict[str, Any]) -> str:
+    """``bench.csv``: one row per (method, metric[.extra])."""
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["method", "baseline", "metric", "higher_is_better", "mean", "ci_low", "ci_high", "std", "n",
+                     "n_undefined", "time_per_image_s", "error"])
+    for row in result["methods"]:
+        for metric, info in result["metrics"].items():
+            cell = row["cells"].get(metric) or {}
+            entries = [(metric, cell)] + [(f"{metric}.{k}", v) for k, v in (cell.get("extras") or {}).items()]
+            for label, values in entries:
+                writer.writerow([
+                    row["method"], row["baseline"], label, info["higher_is_better"],
+                    *(_csv_number(values.get(k)) for k in ("mean", "ci_low", "ci_high", "std")),
+                    values.get("n", 0), values.get("n_undefined", 0), f"{row['time_per_image_s']:.6g}",
+                    cell.get("error") or "",
+                ])
+    return buffer.getvalue()
+
+
+def _csv_number(value: Any) -> str:
+    return "" if value is None or not np.isfinite(value) else f"{value:.6g}"
+
+
+def write_outputs(result: dict[str, Any], out: Path) -> None:
+    """Write ``bench.json``, ``bench.csv`` and ``bench.md`` atomically."""
+    write_json(out / "bench.json", result)
+    write_text(out / "bench.csv", render_csv(result))
+    write_text(out / "bench.md", render_markdown(result))
+
+
+FAMILY_ORDER = ("localisation", "faithfulness", "sanity")
+
+
+def _family_rank(family: str) -> int:
+    return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+
+
+def render_table(result: dict[str, Any], max_columns: int = 3) -> Any:
+    """Rich tables of the result: rows methods, columns metrics, one table per metric family.
+
+    Families (localisation, faithfulness, sanity, others) are split into
+    tables of at most ``max_columns`` metric columns so each fits an
+    80-column terminal; the first carries the time per image.
+    """
+    from rich.console import Group
+    from rich.table import Table
+
+    best = best_methods(result)
+    images = result["images"]
+    groups: dict[str, list[tuple[str, str | None, str]]] = {}
+    for column in table_columns(result):
+        family = result["metrics"][column[0]].get("family") or "other"
+        groups.setdefault(family, []).append(column)
+    chunks: list[tuple[str, list[tuple[str, str | None, str]]]] = []
+    for family in sorted(groups, key=_family_rank):
+        current: list[tuple[str, str | None, str]] = []
+        for metric in dict.fromkeys(c[0] for c in groups[family]):  # a metric's columns stay together
+            own = [c for c in groups[family] if c[0] == metric]
+            if current and len(current) + len(own) > max_columns:
+                chunks.append((family, current))
+                current = []
+            current.extend(own)
+        if current:
+            chunks.append((family, current))
+    tables: list[Any] = []
+    for number, (family, columns) in enumerate(chunks):
+        first, last = number == 0, number == len(chunks) - 1
+        table = Table(
+            title=(
+                f"interp bench: {result['config']['model']} on {result['config']['dataset']} "
+                f"({images['n']} images, {images['n_with_masks']} with AU masks)\n{family}" if first else family
+            ),
+            title_justify="left",
+            caption="mean ± 95% CI half-width; ↑/↓ direction; bold = best method; baselines dimmed" if last else None,
+            caption_justify="left",
+        )
+        table.add_column("method", no_wrap=True)
+        for metric, extra, _ in columns:
+            # Short, wrapped headers keep the table legible in an 80-column terminal.
+            short = metric.removeprefix("au-").replace("-", "\n") + ("\nSSIM" if extra else "")
+            arrow = _arrow(result["metrics"][metric]["higher_is_better"])
+            table.add_column(f"{short} {arrow}", justify="right", no_wrap=True)
+        if first:
+            table.add_column("ms/\nimage", justify="right", no_wrap=True)
+        for row in result["methods"]:
+            cells = []
+            for metric, extra, _ in columns:
+                text = format_cell(_cell_of(row, metric, extra), digits=3, separator=" ± ")
+                cells.append(f"[bold]{text}[/bold]" if best.get((metric, extra)) == row["method"] else text)
+            if first:
+                cells.append(f"{row['time_per_image_s'] * 1000:.1f}")
+            table.add_row(row["method"], *cells, style="dim" if row["baseline"] else None)
+        tables.append(table)
+    return Group(*tables)

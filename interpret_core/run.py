@@ -1,0 +1,407 @@
+"""``interp run``: scan a data set, score units with a unit metric, draw the mapped units.
+
+The pipeline, one function per step so each can be reused or tested:
+
+1. :func:`resolve_method` checks the attribution can project units (before any work);
+2. :func:`scan_units` streams the data set once (cached as ``scan.npz`` in the
+   output folder, reused with ``resume=True``);
+3. the unit metric scores every (layer, unit, AU) and maps AUs to units;
+4. :func:`draw_unit_figures` projects each mapped unit's top-k images with the
+   attribution method (only those images are projected);
+5. results are written atomically: ``figures/``, ``scores.csv``,
+   ``mapping.md``, ``report.html`` and finally ``results.json`` (its presence
+   marks a finished run).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import io
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import CapabilityError, DataError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .interfaces import Attribution, Dataset, Model
+    from .unit_analysis import UnitScan
+
+__all__ = [
+    "RunConfig",
+    "run",
+    "resolve_method",
+    "default_out_dir",
+    "draw_unit_figures",
+    "RESULTS_FILE",
+    "SCAN_FILE",
+]
+
+RESULTS_FILE = "results.json"
+SCAN_FILE = "scan.npz"
+RUNS_DIR = "interp-runs"
+#: Columns of scores.csv that come first; metric-specific columns follow.
+CSV_FIRST = ("layer", "unit", "au", "distance", "p_value", "q_value")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything ``interp run`` needs; the defaults are the CLI's."""
+
+    method: str = "deconv"
+    metric: str = "au-distance"
+    model: str = "fer-cnn"
+    weights: str | None = None
+    dataset: str = "synthfacs"
+    data_root: str | None = None
+    layers: Sequence[str] | None = None
+    top_k: int = 9
+    limit: int | None = None
+    out: str | None = None
+    resume: bool = False
+    batch_size: int = 64
+    metric_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    figures: bool = True
+    #: seeds torch before the model is built, so an untrained model is the same every run
+    seed: int = 0
+
+
+def resolve_method(name: str) -> Attribution:
+    """The attribution plugin ``name``; CapabilityError unless it projects units."""
+    from .registry import get_attribution, get_registry
+
+    cls = get_registry().get_class("attribution", name)
+    if not getattr(cls, "supports_units", False):
+        units = [n for n in get_registry().names("attribution") if getattr(get_registry().get_class("attribution", n), "supports_units", False)]
+        raise CapabilityError(
+            f"attribution {name!r} cannot project units (supports_units is False), so it cannot draw feature maps",
+            f"use --method with one of: {', '.join(units) or 'none installed'}",
+        )
+    return get_attribution(name)
+
+
+def default_out_dir(method: str, metric: str, base: str | os.PathLike | None = None) -> Path:
+    """A new folder ``interp-runs/<UTC timestamp>-<method>-<metric>`` (never an existing one)."""
+    root = Path(base) if base is not None else Path.cwd() / RUNS_DIR
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    candidate = root / f"{stamp}-{method}-{metric}"
+    suffix = 2
+    while candidate.exists():
+        candidate = root / f"{stamp}-{method}-{metric}-{suffix}"
+        suffix += 1
+    return candidate
+
+
+def _prepare_out(config: RunConfig) -> Path:
+    if config.out is None:
+        out = default_out_dir(config.method, config.metric)
+    else:
+        out = Path(config.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} exists and is not a folder", "give a new folder name")
+        if (out / RESULTS_FILE).exists() and not config.resume:
+            raise UsageError(
+                f"--out {out} already holds a finished run ({RESULTS_FILE})",
+                "choose a new folder, or pass --resume to recompute it from its cached scan",
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _weights_fingerprint(model: Model) -> str:
+    """SHA-256 of the model's parameters and buffers (identifies the weights of a scan)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+    import torch
+
+    from . import __version__
+
+    return {
+        "interp": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
+
+
+def _load_or_scan(
+    config: RunConfig, out: Path, model: Model, dataset: Dataset, layers: list[str], indices: np.ndarray, meta: dict, progress: Any
+) -> tuple[UnitScan, bool]:
+    from .unit_analysis import UnitScan, scan_units
+
+    path = out / SCAN_FILE
+    if config.resume and path.exists():
+        try:
+            cached = UnitScan.load(path)
+        except DataError:
+            cached = None
+        if (
+            cached is not None
+            and cached.meta == meta
+            and cached.layers == layers
+            and np.array_equal(cached.indices, indices)
+        ):
+            return cached, True
+    scan = scan_units(model, dataset, layers, batch_size=config.batch_size, top_k=config.top_k, indices=indices, progress=progress)
+    scan.meta = meta
+    scan.save(path)
+    return scan, False
+
+
+def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
+    """Run the whole pipeline and write the output folder; returns the results dict.
+
+    ``progress`` is a rich Progress (or None). The returned dict is what
+    ``results.json`` holds, plus ``out`` (the folder).
+    """
+    from .hooks import resolve_layer
+    from .registry import get_dataset, get_model, get_registry, get_unit_metric
+    from .visualize import even_indices
+
+    started = time.perf_counter()
+    attribution = resolve_method(config.method) if config.figures else None
+    metric_cls = get_registry().get_class("unit-metric", config.metric)
+    metric = get_unit_metric(config.metric, **dict(config.metric_options))
+    if config.top_k < 1:
+        raise UsageError(f"--top-k must be >= 1, got {config.top_k}", "pass e.g. --top-k 9")
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # seed the build without touching the caller's RNG
+        torch.manual_seed(config.seed)
+        model = get_model(config.model, weights=config.weights)
+    dataset_options = {"data_root": config.data_root} if config.data_root else {}
+    dataset = get_dataset(config.dataset, **dataset_options)
+    layers = list(config.layers) if config.layers else list(model.layers)
+    for layer in layers:
+        resolve_layer(model.module, layer)
+    if len(dataset) == 0:
+        raise DataError(f"data set {config.dataset!r} has no samples", "check --data-root")
+    indices = even_indices(len(dataset), config.limit)
+    out = _prepare_out(config)
+
+    meta = {
+        "model": config.model,
+        "weights_sha256": _weights_fingerprint(model),
+        "dataset": config.dataset,
+        "data_root": None if config.data_root is None else os.path.abspath(config.data_root),
+        "top_k": config.top_k,
+    }
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    scan, reused = _load_or_scan(config, out, model, dataset, layers, indices, meta, progress)
+    timings["scan_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if getattr(metric_cls, "accepts_scan", False):
+        result = metric.evaluate(model, dataset, layers, scan=scan, method=attribution, progress=progress)
+    else:  # a third-party unit metric: it does its own pass
+        result = metric.evaluate(model, dataset, layers)
+    timings["metric_s"] = time.perf_counter() - t0
+    scores = [_score_row(row) for row in result.scores]
+    mapping = result.extra.get("mapping") or _best_per_concept(scores, metric_cls.higher_is_better)
+
+    t0 = time.perf_counter()
+    figures: dict[str, list[str]] = {}
+    if attribution is not None:
+        figures = draw_unit_figures(model, dataset, scan, mapping, attribution, out, progress=progress)
+        for row in mapping:
+            row["figures"] = figures.get(_figure_key(row), [])
+    timings["figures_s"] = time.perf_counter() - t0
+
+    results: dict[str, Any] = {
+        "method": config.method,
+        "metric": config.metric,
+        "model": {
+            "name": config.model,
+            "weights": config.weights,
+            "trained": model.card is not None,
+            "weights_sha256": meta["weights_sha256"],
+            "card": _card_summary(model.card),
+        },
+        "dataset": {
+            "name": config.dataset,
+            "data_root": meta["data_root"],
+            "images": int(len(scan)),
+            "of": int(len(dataset)),
+            "limit": config.limit,
+        },
+        "layers": layers,
+        "top_k": config.top_k,
+        "seed": config.seed,
+        "metric_options": result.extra.get("options", dict(config.metric_options)),
+        "definitions": result.extra.get("definitions", {"metric": metric_cls.description}),
+        "summary": _summary(mapping),
+        "mapping": mapping,
+        "unit_mapping": result.extra.get("unit_mapping", []),
+        "layer_mapping": result.extra.get("layer_mapping", []),
+        "aus": result.extra.get("aus", []),
+        "scores": scores,
+        "scan": {"file": SCAN_FILE, "reused": reused, "shapes": {layer: list(scan.shapes[layer]) for layer in layers}},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "timings": timings,
+    }
+    write_outputs(out, results)
+    timings["total_s"] = time.perf_counter() - started
+    from .io import write_json
+
+    write_json(out / RESULTS_FILE, results)  # last: a results.json means a finished run
+    results["out"] = str(out)
+    return results
+
+
+def write_outputs(out: Path, results: dict[str, Any]) -> None:
+    """scores.csv, mapping.md and report.html (atomically)."""
+    from .io import write_text
+    from .report import render_html, render_mapping_markdown
+
+    write_text(out / "scores.csv", scores_csv(results["scores"]))
+    write_text(out / "mapping.md", render_mapping_markdown(results))
+    write_text(out / "report.html", render_html(results))
+
+
+def scores_csv(scores: list[dict[str, Any]]) -> str:
+    """CSV text: the fixed columns first, then every other key seen, in first-seen order."""
+    columns = list(CSV_FIRST)
+    for row in scores:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in scores:
+        writer.writerow({key: ("" if row.get(key) is None else row.get(key)) for key in columns})
+    return buffer.getvalue()
+
+
+def _score_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Normalise a metric's row to the results schema (``au``/``distance`` present)."""
+    out = dict(row)
+    out.setdefault("distance", out.get("score"))
+    if "au" not in out:
+        concept = str(out.get("concept", ""))
+        out["au"] = int(concept[2:]) if concept.upper().startswith("AU") and concept[2:].isdigit() else concept
+    out.setdefault("p_value", None)
+    out.setdefault("q_value", None)
+    return out
+
+
+def _best_per_concept(scores: list[dict[str, Any]], higher_is_better: bool) -> list[dict[str, Any]]:
+    best: dict[Any, dict[str, Any]] = {}
+    for row in scores:
+        value = row.get("distance")
+        if value is None:
+            continue
+        current = best.get(row["au"])
+        if current is None or (value > current["distance"] if higher_is_better else value < current["distance"]):
+            best[row["au"]] = row
+    return [
+        {"au": au, "layer": r["layer"], "unit": r["unit"], "distance": r["distance"], "q_value": r.get("q_value"),
+         "spatial_agreement": None, "chance": None}
+        for au, r in best.items()
+    ]
+
+
+def _card_summary(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not card:
+        return None
+    keep = ("created", "training", "metrics", "dataset", "seed", "weights")
+    return {key: card[key] for key in keep if key in card}
+
+
+def _summary(mapping: list[dict[str, Any]]) -> dict[str, Any]:
+    primary = [row for row in mapping if row.get("rank", 0) == 0]
+    agreements = [row for row in primary if row.get("spatial_agreement") is not None]
+    return {
+        "aus_mapped": len(primary),
+        "significant": sum(1 for row in primary if row.get("significant")),
+        "mean_spatial_agreement": float(np.mean([r["spatial_agreement"] for r in agreements])) if agreements else None,
+        "mean_chance": float(np.mean([r["chance"] for r in agreements])) if agreements else None,
+        "above_chance": sum(1 for r in agreements if r["spatial_agreement"] > r["chance"]),
+        "with_agreement": len(agreements),
+    }
+
+
+# -- figures -------------------------------------------------------------------
+def _figure_key(row: dict[str, Any]) -> str:
+    return f"AU{row['au']}_{row['layer']}_u{row['unit']}"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+
+
+def draw_unit_figures(
+    model: Model,
+    dataset: Dataset,
+    scan: UnitScan,
+    mapping: list[dict[str, Any]],
+    attribution: Attribution,
+    out: Path,
+    *,
+    progress: Any = None,
+    tile: int = 96,
+) -> dict[str, list[str]]:
+    """For each mapped unit, its top-k images beside their projections (the paper's figures).
+
+    Uses :func:`interpret_core.visualize.unit_grids` on the run's scan (only
+    the top-k images of each mapped unit are projected) and writes per
+    mapping row two PNGs under ``out/figures``: ``<key>_patches.png`` (image
+    patch under the receptive field of the unit's maximum beside the
+    projection patch, enlarged) and ``<key>_full.png`` (whole input, with the
+    receptive field outlined, beside the whole projection). Returns
+    {key: [relative paths]}.
+    """
+    from .imaging import save_png
+    from .visualize import unit_grids
+
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    result: dict[str, list[str]] = {}
+    task = progress.add_task("drawing mapped units", total=len(mapping)) if hasattr(progress, "add_task") else None
+    by_layer: dict[str, list[int]] = {}
+    for row in mapping:
+        units = by_layer.setdefault(row["layer"], [])
+        if int(row["unit"]) not in units:
+            units.append(int(row["unit"]))
+    drawn: dict[tuple[str, int], Any] = {}
+    notes: dict[str, str] = {}
+    for layer, units in by_layer.items():  # one call per layer: one receptive field, one pass over units
+        try:
+            top_k = int(scan.topk[layer].shape[1])
+            for figure in unit_grids(model, dataset, layer, attribution, units, top_k=top_k, scan=scan, tile=tile):
+                drawn[(layer, figure.unit)] = figure
+        except (UsageError, CapabilityError) as exc:  # e.g. a fully connected layer: no receptive field
+            notes[layer] = exc.message
+    for row in mapping:
+        key = _figure_key(row)
+        figure = drawn.get((row["layer"], int(row["unit"])))
+        if figure is None:
+            row["figure_note"] = notes.get(row["layer"], "not drawn")
+            result[key] = []
+        elif key not in result:
+            patches_name = f"figures/{_safe(key)}_patches.png"
+            full_name = f"figures/{_safe(key)}_full.png"
+            save_png(out / patches_name, figure.rgb)
+            save_png(out / full_name, figure.full_rgb)
+            result[key] = [patches_name, full_name]
+        if task is not None:
+            progress.advance(task)
+    return result

@@ -1,0 +1,376 @@
+"""Two-sample statistics vectorised over units and concepts.
+
+Everything here compares, for many units at once, the values of images
+inside a group (e.g. images showing an AU) with the values of the images
+outside it. Values are ``[N, U]`` (images x units); groups are boolean
+``[A, N]`` (concepts x images). The pooled sample is the same for every
+concept, so each unit's values are ranked once and every concept's rank sum
+is one matrix product: ``groups @ ranks``.
+
+Conventions follow scipy: :func:`mann_whitney` matches
+``scipy.stats.mannwhitneyu(x, y, method="asymptotic")`` (two-sided, tie
+correction, continuity correction), :func:`bh_qvalues` matches
+``scipy.stats.false_discovery_control(p, method="bh")``, and
+:func:`wasserstein_normalised` matches ``scipy.stats.wasserstein_distance``
+on per-unit z-scored values. Definitions and reasoning: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = [
+    "rank_columns",
+    "RankSumTest",
+    "mann_whitney",
+    "cliffs_delta",
+    "standardized_mean_difference",
+    "wasserstein_normalised",
+    "stratified_rank_test",
+    "bh_qvalues",
+    "presence_phi",
+    "chance_excess_p",
+]
+
+
+def _as_groups(groups: np.ndarray, count: int) -> np.ndarray:
+    groups = np.asarray(groups, dtype=bool)
+    if groups.ndim == 1:
+        groups = groups[None]
+    if groups.ndim != 2 or groups.shape[1] != count:
+        raise ValueError(f"groups must be bool [A, {count}], got shape {groups.shape}")
+    return groups
+
+
+def _as_values(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2:
+        raise ValueError(f"values must be [N, U], got shape {values.shape}")
+    return values
+
+
+def rank_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks (1-based, ties share their mean rank) of each column.
+
+    Args:
+        values: [N, U].
+
+    Returns:
+        ranks float64 [N, U], and the tie term ``sum(t**3 - t)`` over tie
+        groups of each column, float64 [U] (0 without ties).
+    """
+    values = _as_values(values)
+    count, units = values.shape
+    if count == 0:
+        return np.zeros((0, units)), np.zeros(units)
+    order = np.argsort(values, axis=0, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=0)
+    # A new tie group starts wherever the sorted value changes.
+    starts = np.ones((count, units), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    group_id = np.cumsum(starts, axis=0) - 1  # [N, U], 0-based within the column
+    offsets = np.arange(units) * count  # make ids unique across columns
+    flat_id = (group_id + offsets[None, :]).ravel(order="F")
+    sizes = np.bincount(flat_id, minlength=units * count).astype(np.float64)
+    # First position (0-based) of each group: positions where starts is True.
+    positions = np.broadcast_to(np.arange(count)[:, None], (count, units))
+    first = np.zeros(units * count)
+    first[(group_id + offsets[None, :])[starts]] = positions[starts]
+    mean_rank = first + (sizes + 1.0) / 2.0  # 1-based mean rank of each group
+    ranks = np.empty((count, units))
+    np.put_along_axis(ranks, order, mean_rank[(group_id + offsets[None, :])], axis=0)
+    tie_term = (sizes**3 - sizes).reshape(units, count).sum(axis=1)
+    return ranks, tie_term
+
+
+@dataclasses.dataclass
+class RankSumTest:
+    """Mann-Whitney U results for A concepts x U units.
+
+    Attributes:
+        u: float64 [A, U] U statistic of the in-group (``x`` in scipy terms).
+        auc: float64 [A, U] ``u / (n1 * n0)``: P(in > out) + P(in = out) / 2.
+        z: float64 [A, U] signed normal deviate (positive: in-group higher),
+            without continuity correction.
+        p: float64 [A, U] two-sided p-value (normal approximation, tie and
+            continuity corrected, as scipy's ``method="asymptotic"``).
+        n1, n0: int64 [A] sizes of the in- and out-group.
+    """
+
+    u: np.ndarray
+    auc: np.ndarray
+    z: np.ndarray
+    p: np.ndarray
+    n1: np.ndarray
+    n0: np.ndarray
+
+
+def _normal_sf(z: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+
+    return ndtr(-z)
+
+
+def _u_variance(n1: np.ndarray, n0: np.ndarray, tie_term: np.ndarray) -> np.ndarray:
+    """Variance of U under H0 with the tie correction: [A, U] from [A], [A], [U]."""
+    n = (n1 + n0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correction = np.where(n[:, None] > 1, tie_term[None, :] / (n * (n - 1))[:, None], 0.0)
+    return (n1 * n0)[:, None] / 12.0 * ((n + 1)[:, None] - correction)
+
+
+def mann_whitney(
+    values: np.ndarray,
+    groups: np.ndarray,
+    *,
+    use_continuity: bool = True,
+    ranks: tuple[np.ndarray, np.ndarray] | None = None,
+) -> RankSumTest:
+    """Mann-Whitney U test of in-group vs out-group, for every concept and unit.
+
+    Args:
+        values: [N, U] (e.g. each unit's maximal activation per image).
+        groups: bool [A, N] (or [N]); True marks the in-group.
+        use_continuity: subtract 0.5 from |U - mean| for the p-value (scipy's default).
+        ranks: precomputed :func:`rank_columns` of ``values``.
+
+    Returns:
+        A :class:`RankSumTest`; entries where a group is empty are NaN.
+    """
+    values = _as_values(values)
+    groups = _as_groups(groups, values.shape[0])
+    rank_matrix, tie_term = ranks if ranks is not None else rank_columns(values)
+    n1 = groups.sum(axis=1).astype(np.int64)
+    n0 = values.shape[0] - n1
+    rank_sum = groups.astype(np.float64) @ rank_matrix  # [A, U]
+    u = rank_sum - (n1 * (n1 + 1) / 2.0)[:, None]
+    pairs = (n1 * n0).astype(np.float64)[:, None]
+    mean = pairs / 2.0
+    sd = np.sqrt(np.maximum(_u_variance(n1, n0, tie_term), 0.0))
+    deviation = u - mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = u / pairs
+        z = np.where(sd > 0, deviation / sd, 0.0)
+        numerator = np.abs(deviation) - (0.5 if use_continuity else 0.0)
+        z_test = np.where(sd > 0, numerator / sd, -np.inf)
+    p = np.clip(2.0 * _normal_sf(z_test), 0.0, 1.0)
+    empty = (pairs[:, 0] == 0)
+    for array in (u, auc, z, p):
+        array[empty] = np.nan
+    return RankSumTest(u=u, auc=auc, z=z, p=p, n1=n1, n0=n0)
+
+
+def cliffs_delta(auc: np.ndarray) -> np.ndarray:
+    """Cliff's delta from the AUC: ``2 * AUC - 1`` = P(in > out) - P(in < out), in [-1, 1]."""
+    return 2.0 * np.asarray(auc, dtype=np.float64) - 1.0
+
+
+def standardized_mean_difference(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Cohen's d: (mean_in - mean_out) / pooled SD, float64 [A, U].
+
+    The pooled SD is ``sqrt((SS_in + SS_out) / (n - 2))``. Where it is 0 the
+    result is 0 if the means agree and +-inf otherwise; NaN where a group has
+    fewer than one member or n < 3.
+    """
+    values = _as_values(values)
+    groups = _as_groups(groups, values.shape[0])
+    g = groups.astype(np.float64)
+    n1 = g.sum(axis=1)[:, None]
+    n0 = values.shape[0] - n1
+    # Centre first so the sums of squares do not lose precision.
+    centred = values - values.mean(axis=0, keepdims=True)
+    total_sum = centred.sum(axis=0)[None, :]
+    total_sq = (centred**2).sum(axis=0)[None, :]
+    sum1 = g @ centred
+    sq1 = g @ (centred**2)
+    sum0 = total_sum - sum1
+    sq0 = total_sq - sq1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean1 = sum1 / n1
+        mean0 = sum0 / n0
+        ss1 = np.maximum(sq1 - n1 * mean1**2, 0.0)
+        ss0 = np.maximum(sq0 - n0 * mean0**2, 0.0)
+        pooled = np.sqrt((ss1 + ss0) / (n1 + n0 - 2))
+        difference = mean1 - mean0
+        d = difference / pooled
+    # Relative tolerance: a zero spread up to rounding.
+    scale = np.abs(values).max(axis=0, initial=0.0)[None, :]
+    flat = pooled <= 1e-12 * np.maximum(scale, 1e-300)
+    same = np.abs(difference) <= 1e-12 * np.maximum(scale, 1e-300)
+    with np.errstate(invalid="ignore"):
+        d = np.where(flat, np.where(same, 0.0, np.sign(difference) * np.inf), d)
+    invalid = (n1 < 1) | (n0 < 1) | (n1 + n0 < 3)
+    return np.where(invalid, np.nan, d)
+
+
+def wasserstein_normalised(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Wasserstein-1 distance between in- and out-group, per unit z-scored, [A, U].
+
+    Each unit's values are z-scored over all N images (mean 0, SD 1; a unit
+    with SD 0 gives distance 0), then ``W1 = integral |F_in(t) - F_out(t)| dt``
+    between the two empirical distributions. Unsigned, >= 0; NaN where a
+    group is empty.
+    """
+    values = _as_values(values)
+    groups = _as_groups(groups, values.shape[0])
+    count, _ = values.shape
+    sd = values.std(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, (values - values.mean(axis=0)) / sd, 0.0)
+    order = np.argsort(z, axis=0, kind="stable")
+    ordered = np.take_along_axis(z, order, axis=0)
+    gaps = np.diff(ordered, axis=0)  # [N-1, U]
+    result = np.empty((groups.shape[0], values.shape[1]))
+    for a, group in enumerate(groups):
+        n1 = int(group.sum())
+        n0 = count - n1
+        if n1 == 0 or n0 == 0:
+            result[a] = np.nan
+            continue
+        member = group[order]  # [N, U] in sorted order
+        cdf_in = np.cumsum(member, axis=0)[:-1] / n1
+        cdf_out = np.cumsum(~member, axis=0)[:-1] / n0
+        result[a] = (np.abs(cdf_in - cdf_out) * gaps).sum(axis=0)
+    return result
+
+
+@dataclasses.dataclass
+class StratifiedTest:
+    """Van Elteren stratified rank-sum test for A concepts x U units.
+
+    Attributes:
+        auc: float64 [A, U] weighted mean of within-stratum AUCs (weights
+            ``n1_s * n0_s / (n_s + 1)``, the van Elteren weights on the U scale);
+            NaN where no stratum holds both groups.
+        delta: ``2 * auc - 1``.
+        z: float64 [A, U] van Elteren statistic (tie corrected, no continuity).
+        p: float64 [A, U] two-sided p-value.
+        strata_used: int64 [A] strata that held both groups.
+    """
+
+    auc: np.ndarray
+    delta: np.ndarray
+    z: np.ndarray
+    p: np.ndarray
+    strata_used: np.ndarray
+
+
+def stratified_rank_test(values: np.ndarray, groups: np.ndarray, strata: np.ndarray) -> StratifiedTest:
+    """Compare in- and out-group only within strata (e.g. emotions), then pool.
+
+    Within stratum s, ``U_s`` is the Mann-Whitney U of the in-group; van
+    Elteren's statistic is ``T = sum_s (U_s - E U_s) / (n_s + 1)`` with
+    variance ``sum_s Var(U_s) / (n_s + 1)**2`` (tie corrected within s). The
+    pooled effect size is ``sum_s U_s / (n_s + 1) / sum_s n1_s n0_s / (n_s + 1)``,
+    a weighted mean of within-stratum AUCs: a concept that merely co-occurs
+    with a stratum (an emotion) no longer moves it.
+
+    Args:
+        values: [N, U].
+        groups: bool [A, N].
+        strata: [N] stratum label of each image (any hashable ints).
+    """
+    values = _as_values(values)
+    groups = _as_groups(groups, values.shape[0])
+    strata = np.asarray(strata)
+    if strata.shape != (values.shape[0],):
+        raise ValueError(f"strata must be [N={values.shape[0]}], got {strata.shape}")
+    concepts, units = groups.shape[0], values.shape[1]
+    statistic = np.zeros((concepts, units))
+    variance = np.zeros((concepts, units))
+    weighted_u = np.zeros((concepts, units))
+    weight_sum = np.zeros((concepts, 1))
+    used = np.zeros(concepts, dtype=np.int64)
+    for label in np.unique(strata):
+        members = strata == label
+        n = int(members.sum())
+        if n < 2:
+            continue
+        inner = groups[:, members]
+        n1 = inner.sum(axis=1).astype(np.int64)
+        n0 = n - n1
+        both = (n1 > 0) & (n0 > 0)
+        if not both.any():
+            continue
+        ranks, tie_term = rank_columns(values[members])
+        u = inner.astype(np.float64) @ ranks - (n1 * (n1 + 1) / 2.0)[:, None]
+        weight = 1.0 / (n + 1)
+        pairs = (n1 * n0).astype(np.float64)[:, None]
+        statistic += np.where(both[:, None], weight * (u - pairs / 2.0), 0.0)
+        variance += np.where(both[:, None], weight**2 * _u_variance(n1, n0, tie_term), 0.0)
+        weighted_u += np.where(both[:, None], weight * u, 0.0)
+        weight_sum += np.where(both[:, None], weight * pairs, 0.0)
+        used += both
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = np.where(weight_sum > 0, weighted_u / weight_sum, np.nan)
+        z = np.where(variance > 0, statistic / np.sqrt(variance), 0.0)
+    p = np.clip(2.0 * _normal_sf(np.abs(z)), 0.0, 1.0)
+    none = used == 0
+    z[none] = np.nan
+    p[none] = np.nan
+    return StratifiedTest(auc=auc, delta=cliffs_delta(auc), z=z, p=p, strata_used=used)
+
+
+def bh_qvalues(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values), same shape as the input.
+
+    NaN p-values are left out of the family and stay NaN. Matches
+    ``scipy.stats.false_discovery_control(p, method="bh")`` on finite input.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    flat = p.ravel()
+    q = np.full(flat.shape, np.nan)
+    finite = np.flatnonzero(~np.isnan(flat))
+    m = finite.size
+    if m == 0:
+        return q.reshape(p.shape)
+    if np.any((flat[finite] < 0) | (flat[finite] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    order = np.argsort(flat[finite], kind="stable")
+    ranked = flat[finite][order] * m / np.arange(1, m + 1)
+    # q_(i) = min over j >= i of p_(j) m / j: a running minimum from the end.
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    q[finite[order]] = np.minimum(ranked, 1.0)
+    return q.reshape(p.shape)
+
+
+def presence_phi(groups: np.ndarray) -> np.ndarray:
+    """Phi coefficient (Pearson correlation of 0/1 indicators) between concepts, [A, A].
+
+    Concepts that are always or never present correlate 0 with everything.
+    """
+    g = _as_groups(groups, np.asarray(groups).shape[-1]).astype(np.float64)
+    centred = g - g.mean(axis=1, keepdims=True)
+    norms = np.sqrt((centred**2).sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = (centred @ centred.T) / np.outer(norms, norms)
+    return np.nan_to_num(phi, nan=0.0)
+
+
+def chance_excess_p(hits: np.ndarray, chance: np.ndarray) -> float:
+    """One-sided p-value that hits exceed chance (Poisson-binomial, normal approx.).
+
+    Args:
+        hits: bool or [0, 1] float [n], one outcome (or soft score) per image.
+        chance: [n] each image's probability of a hit by chance.
+
+    Returns:
+        P(S >= observed) under independent Bernoulli(chance_i), with a 0.5
+        continuity correction; NaN for n = 0; 1 when the variance is 0 and
+        the observation does not exceed the mean, 0 when it does.
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    chance = np.clip(np.asarray(chance, dtype=np.float64), 0.0, 1.0)
+    if hits.size == 0:
+        return float("nan")
+    expected = chance.sum()
+    variance = (chance * (1 - chance)).sum()
+    observed = hits.sum()
+    if variance <= 0:
+        return 0.0 if observed > expected else 1.0
+    z = (observed - expected - 0.5) / np.sqrt(variance)
+    return float(_normal_sf(np.asarray(z)))

@@ -1,0 +1,482 @@
+"""Pictures of what units and classes respond to: Zeiler-Fergus grids and heatmap overlays.
+
+* :func:`unit_grids` -- for each unit of a layer, its top-k images of a data
+  set (ranked by the unit's maximal activation, from
+  :func:`interpret_core.unit_analysis.scan_units`), each drawn as the image
+  patch under the receptive field of the maximum beside the unit's projection
+  (``deconv`` by default), cropped the same way.
+* :func:`class_overlays` -- each image beside its class-level attribution,
+  overlaid as a heatmap.
+* :func:`write_visualization` -- both, as PNGs plus an ``index.html`` page
+  with relative links (what ``interp visualize`` writes).
+
+Every map is normalised on its own; signed maps use the diverging blue-white-
+red colour map (red = positive), unsigned ones a heat ramp; everything is
+enlarged with nearest-neighbour so single pixels stay visible. No torch at
+import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import CapabilityError, UsageError
+from .imaging import diverging_rgb, grey_to_rgb, grid, heat_rgb, overlay, save_png, upscale
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .interfaces import Attribution, Dataset, Model
+    from .receptive_field import ReceptiveField
+    from .unit_analysis import UnitScan
+
+__all__ = [
+    "UnitFigure",
+    "unit_grids",
+    "unit_tile",
+    "class_overlays",
+    "write_visualization",
+    "crop_window",
+    "map_rgb",
+    "even_indices",
+]
+
+SPACER = 3  # white pixels between an image and its map
+
+
+@dataclasses.dataclass
+class UnitFigure:
+    """One unit's grid.
+
+    Attributes:
+        layer, unit: which unit.
+        rgb: uint8 [H, W, 3], the grid of (patch | projection) tiles.
+        full_rgb: uint8 [H, W, 3], the same images uncropped (whole input | projection).
+        indices: data-set indices of the top-k images, best first.
+        maxima: the unit's maximal activation on each of them.
+        positions: (row, col) of each maximum in the layer's output grid.
+        windows: (y0, y1, x0, x1) receptive-field window of each maximum (unclipped).
+    """
+
+    layer: str
+    unit: int
+    rgb: np.ndarray
+    full_rgb: np.ndarray
+    indices: list[int]
+    maxima: list[float]
+    positions: list[tuple[int, int]]
+    windows: list[tuple[int, int, int, int]]
+
+
+def even_indices(total: int, limit: int | None) -> np.ndarray:
+    """``limit`` indices spread evenly over ``range(total)`` (all of them without a limit)."""
+    if limit is None or limit >= total:
+        return np.arange(total, dtype=np.int64)
+    if limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}", "e.g. --limit 200")
+    return np.unique(np.linspace(0, total - 1, limit).round().astype(np.int64))
+
+
+def crop_window(values: np.ndarray, window: tuple[int, int, int, int], fill: float) -> np.ndarray:
+    """``values[y0:y1, x0:x1]``; parts of the window past the array are ``fill``."""
+    y0, y1, x0, x1 = window
+    height, width = values.shape
+    patch = np.full((y1 - y0, x1 - x0), fill, dtype=np.float32)
+    sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, height), max(x0, 0), min(x1, width)
+    if sy1 > sy0 and sx1 > sx0:
+        patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = values[sy0:sy1, sx0:sx1]
+    return patch
+
+
+def map_rgb(values: np.ndarray, signed: bool) -> np.ndarray:
+    """A map [H, W] normalised on its own: diverging if signed, heat ramp of |values| if not."""
+    return diverging_rgb(values) if signed else heat_rgb(np.abs(values))
+
+
+def _zoom_for(shape: tuple[int, int], tile: int) -> int:
+    return max(2, int(round(tile / max(shape))))
+
+
+def unit_tile(image: np.ndarray, projection: np.ndarray, window: tuple[int, int, int, int] | None,
+              signed: bool = True, tile: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """(patch | projection, whole image | projection) RGB tiles for one image.
+
+    ``image`` and ``projection`` are [H, W]; ``window`` is the receptive field
+    of the maximum (None: whole image). Outside the image the patch shows the
+    image's mean grey and the projection 0. Both tiles are enlarged so their
+    longer side is about ``tile`` pixels (nearest neighbour).
+    """
+    if window is None:
+        window = (0, image.shape[0], 0, image.shape[1])
+    patch = crop_window(image, window, fill=float(image.mean()))
+    patch_map = crop_window(projection, window, fill=0.0)
+    zoom = _zoom_for(patch.shape, tile)
+    left, right = upscale(grey_to_rgb(patch), zoom), upscale(map_rgb(patch_map, signed), zoom)
+    spacer = np.full((left.shape[0], SPACER, 3), 255, dtype=np.uint8)
+    cropped = np.concatenate([left, spacer, right], axis=1)
+    zoom_full = _zoom_for(image.shape, tile)
+    full_left = upscale(grey_to_rgb(image), zoom_full)
+    full_right = upscale(map_rgb(projection, signed), zoom_full)
+    y0, y1, x0, x1 = (max(v, 0) * zoom_full for v in window)
+    _outline(full_left, y0, min(y1, full_left.shape[0]), x0, min(x1, full_left.shape[1]))
+    spacer = np.full((full_left.shape[0], SPACER, 3), 255, dtype=np.uint8)
+    return cropped, np.concatenate([full_left, spacer, full_right], axis=1)
+
+
+def _outline(rgb: np.ndarray, y0: int, y1: int, x0: int, x1: int, colour=(255, 200, 0)) -> None:
+    """Draw the receptive-field box on the whole image (one-pixel yellow frame)."""
+    if y1 <= y0 or x1 <= x0:
+        return
+    rgb[y0, x0:x1] = colour
+    rgb[y1 - 1, x0:x1] = colour
+    rgb[y0:y1, x0] = colour
+    rgb[y0:y1, x1 - 1] = colour
+
+
+def _images(dataset: Dataset, indices: Sequence[int]) -> np.ndarray:
+    from .unit_analysis import load_batch
+
+    images, _, _ = load_batch(dataset, np.asarray(list(indices), dtype=np.int64))
+    return images
+
+
+def unit_grids(
+    model: Model,
+    dataset: Dataset,
+    layer: str,
+    method: Attribution,
+    units: Sequence[int] | None = None,
+    *,
+    top_k: int = 9,
+    scan: UnitScan | None = None,
+    indices: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 64,
+    tile: int = 96,
+    columns: int | None = None,
+    progress: Any = None,
+) -> list[UnitFigure]:
+    """Zeiler-Fergus grids for ``units`` of ``layer`` (default: all units).
+
+    Args:
+        method: an attribution with ``supports_units`` (e.g. ``deconv``).
+        scan: a :class:`UnitScan` of ``layer``; computed over ``indices`` if None.
+        indices: data-set indices to rank (default all).
+        tile: approximate side in pixels of each enlarged image.
+        columns: tiles per grid row (default ceil(sqrt(k))).
+        progress: a rich Progress (tasks are added) or None.
+    """
+    from .receptive_field import receptive_field
+    from .unit_analysis import scan_units
+
+    if not getattr(method, "supports_units", False):
+        raise CapabilityError(
+            f"attribution {method.name!r} cannot project units",
+            "use a method with unit projections, e.g. --method deconv or guided-backprop",
+        )
+    if top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {top_k}", "e.g. --top-k 9")
+    if scan is None or layer not in scan.layers:
+        scan = scan_units(model, dataset, [layer], batch_size=batch_size, top_k=top_k, indices=indices, progress=progress)
+    total_units = scan.units(layer)
+    unit_list = list(range(total_units)) if units is None else [int(u) for u in units]
+    bad = [u for u in unit_list if not 0 <= u < total_units]
+    if bad:
+        raise UsageError(f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}")
+    try:
+        field: ReceptiveField | None = receptive_field(model.module, layer, tuple(model.input_size))
+    except CapabilityError:
+        field = None
+    row_of = {int(index): n for n, index in enumerate(scan.indices)}
+    task = progress.add_task(f"projecting {layer}", total=len(unit_list)) if hasattr(progress, "add_task") else None
+    figures = []
+    for unit in unit_list:
+        top = [int(i) for i in scan.topk[layer][unit][:top_k]]
+        images = _images(dataset, top)
+        inputs = model.to_input(images)
+        projection = method.attribute_units(model.module, inputs, layer, [unit])
+        maps = projection.detach()[:, 0].sum(dim=1).cpu().numpy()  # [k, H, W], summed over channels
+        shown = inputs.detach().mean(dim=1).cpu().numpy()  # what the network saw, [k, H, W]
+        patch_tiles, full_tiles, windows, positions, maxima = [], [], [], [], []
+        for n, index in enumerate(top):
+            row, col = (int(v) for v in scan.argmax[layer][row_of[index], unit])
+            window = field.window(row, col) if field is not None else (0, shown.shape[1], 0, shown.shape[2])
+            cropped, full = unit_tile(shown[n], maps[n], window, signed=method.signed, tile=tile)
+            patch_tiles.append(cropped)
+            full_tiles.append(full)
+            windows.append(tuple(int(v) for v in window))
+            positions.append((row, col))
+            maxima.append(float(scan.maxima[layer][row_of[index], unit]))
+        cols = columns or int(np.ceil(np.sqrt(len(top))))
+        figures.append(
+            UnitFigure(
+                layer=layer,
+                unit=unit,
+                rgb=grid(patch_tiles, columns=cols, pad=6),
+                full_rgb=grid(full_tiles, columns=cols, pad=6),
+                indices=top,
+                maxima=maxima,
+                positions=positions,
+                windows=windows,
+            )
+        )
+        if task is not None:
+            progress.advance(task)
+    return figures
+
+
+def class_overlays(
+    model: Model,
+    dataset: Dataset,
+    method: Attribution,
+    indices: Sequence[int],
+    *,
+    target: str | int = "predicted",
+    tile: int = 128,
+    batch_size: int = 32,
+) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """Each image beside its class-level attribution overlaid as a heatmap.
+
+    Args:
+        target: ``"predicted"`` (the model's top class), ``"label"`` (the
+            sample's emotion; falls back to predicted if unlabelled) or a class index.
+
+    Returns:
+        (tiles, rows): one uint8 RGB tile per image ([image | overlay | map]),
+        and per image {index, target, class, predicted, label}.
+    """
+    import torch
+
+    tiles: list[np.ndarray] = []
+    rows: list[dict[str, Any]] = []
+    class_names = list(model.class_names)
+    for begin in range(0, len(indices), batch_size):
+        chunk = [int(i) for i in indices[begin : begin + batch_size]]
+        samples = [dataset[i] for i in chunk]
+        images = np.stack([np.asarray(s.image, dtype=np.float32) for s in samples])
+        inputs = model.to_input(images)
+        with torch.no_grad():
+            predicted = model.module(inputs).argmax(dim=1)
+        if target == "predicted":
+            targets = predicted
+        elif target == "label":
+            labels = [s.emotion if s.emotion is not None and 0 <= s.emotion < len(class_names) else None for s in samples]
+            targets = torch.tensor([p if l is None else l for l, p in zip(labels, predicted.tolist())])
+        else:
+            t = int(target)
+            if not 0 <= t < len(class_names):
+                raise UsageError(f"target class {t} out of range 0..{len(class_names) - 1}", "use a class index or 'predicted'")
+            targets = torch.full((len(chunk),), t, dtype=torch.long)
+        maps = method.attribute(model.module, inputs, targets).detach().sum(dim=1).cpu().numpy()
+        shown = inputs.detach().mean(dim=1).cpu().numpy()
+        for n, index in enumerate(chunk):
+            zoom = _zoom_for(shown[n].shape, tile)
+            spacer = np.full((shown[n].shape[0] * zoom, SPACER, 3), 255, dtype=np.uint8)
+            tiles.append(
+                np.concatenate(
+                    [
+                        upscale(grey_to_rgb(shown[n]), zoom),
+                        spacer,
+                        upscale(overlay(shown[n], maps[n], signed=method.signed), zoom),
+                        spacer,
+                        upscale(map_rgb(maps[n], method.signed), zoom),
+                    ],
+                    axis=1,
+                )
+            )
+            label = samples[n].emotion
+            rows.append(
+                {
+                    "index": index,
+                    "target": int(targets[n]),
+                    "class": class_names[int(targets[n])],
+                    "predicted": class_names[int(predicted[n])],
+                    "label": None if label is None or not 0 <= label < len(class_names) else class_names[label],
+                }
+            )
+    return tiles, rows
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "layer"
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+figure {{ display: inline-block; margin: 0 1.5em 1.5em 0; vertical-align: top; }}
+figcaption {{ font-size: 0.9em; max-width: 40em; }}
+img {{ image-rendering: pixelated; border: 1px solid #ccc; }}
+.note {{ color: #555; max-width: 60em; }}
+</style></head><body>
+<h1>{title}</h1>
+<p class="note">{note}</p>
+{body}
+</body></html>
+"""
+
+
+def write_visualization(
+    out: str | os.PathLike,
+    model: Model,
+    dataset: Dataset,
+    method: Attribution,
+    *,
+    method_spec: str,
+    layer: str | None = None,
+    units: Sequence[int] | None = None,
+    top_k: int = 9,
+    indices: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 64,
+    target: str | int = "predicted",
+    progress: Any = None,
+    meta: dict[str, Any] | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Write the PNGs and ``index.html`` into ``out``; return a JSON-able summary.
+
+    With ``layer``: one Zeiler-Fergus grid per unit (``<layer>/unit_<u>.png``,
+    receptive-field crops, and ``<layer>/unit_<u>_full.png``, whole images).
+    Without: class-level overlays of ``indices`` (default: the first 16),
+    ``overlays.png``.
+
+    Unit mode keeps its ranking scan (``<layer>/scan.npz``) and one JSON per
+    finished unit; with ``resume`` an interrupted run reuses both when the
+    model, data, images and method match (``meta`` identifies model and data).
+    """
+    from .errors import InterpError
+    from .io import read_json, to_jsonable, write_json, write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {
+        "method": method_spec,
+        "model": (meta or {}).get("model"),
+        "dataset": (meta or {}).get("dataset"),
+        "layer": layer,
+        "signed": bool(method.signed),
+        "index": "index.html",
+    }
+    esc = html.escape
+    if layer is not None:
+        from .unit_analysis import UnitScan, scan_units
+
+        if not getattr(method, "supports_units", False):
+            raise CapabilityError(
+                f"attribution {method.name!r} cannot project units",
+                "use a method with unit projections, e.g. --method deconv or guided-backprop",
+            )
+        folder = _slug(layer)
+        chosen = np.arange(len(dataset), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+        # The ranking scan is the long part on a big data set: keep it, and
+        # reuse it with resume=True when model, data and images match.
+        scan_meta = {**(meta or {}), "layer": layer, "top_k": int(top_k)}
+        scan_path = out / folder / "scan.npz"
+        scan = None
+        if resume and scan_path.exists():
+            try:
+                cached = UnitScan.load(scan_path)
+            except InterpError:
+                cached = None
+            if cached is not None and cached.meta == to_jsonable(scan_meta) and np.array_equal(cached.indices, chosen):
+                scan = cached
+        if scan is None:
+            scan = scan_units(model, dataset, [layer], batch_size=batch_size, top_k=top_k, indices=chosen, progress=progress)
+            scan.meta = to_jsonable(scan_meta)
+            scan.save(scan_path)
+        total_units = scan.units(layer)
+        unit_list = list(range(total_units)) if units is None else [int(u) for u in units]
+        bad = [u for u in unit_list if not 0 <= u < total_units]
+        if bad:
+            raise UsageError(
+                f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}"
+            )
+        task = progress.add_task(f"projecting {layer}", total=len(unit_list)) if hasattr(progress, "add_task") else None
+        entries, sections = [], []
+        for unit in unit_list:
+            name = f"{folder}/unit_{unit:03d}.png"
+            full_name = f"{folder}/unit_{unit:03d}_full.png"
+            sidecar = out / folder / f"unit_{unit:03d}.json"
+            entry = None
+            if resume and sidecar.exists() and (out / name).exists() and (out / full_name).exists():
+                previous = read_json(sidecar)
+                if previous.get("method") == method_spec and previous.get("images") == [
+                    int(i) for i in scan.topk[layer][unit][:top_k]
+                ]:
+                    entry = previous
+            if entry is None:
+                (figure,) = unit_grids(model, dataset, layer, method, [unit], top_k=top_k, scan=scan)
+                save_png(out / name, figure.rgb)
+                save_png(out / full_name, figure.full_rgb)
+                entry = {
+                    "unit": unit,
+                    "method": method_spec,
+                    "png": name,
+                    "full_png": full_name,
+                    "size": [int(figure.rgb.shape[1]), int(figure.rgb.shape[0])],
+                    "full_size": [int(figure.full_rgb.shape[1]), int(figure.full_rgb.shape[0])],
+                    "images": figure.indices,
+                    "maxima": figure.maxima,
+                    "positions": [list(p) for p in figure.positions],
+                    "windows": [list(w) for w in figure.windows],
+                }
+                write_json(sidecar, entry)
+            entries.append(entry)
+            maxima = entry["maxima"]
+            entry["active"] = bool(max(maxima) > 0)
+            inactive = (
+                "" if entry["active"] else
+                " <strong>The unit is not active on any of these images (maximum &le; 0): its ranking and "
+                "projections carry no information.</strong>"
+            )
+            sections.append(
+                f'<h2 id="unit-{unit}">{esc(layer)} unit {unit}</h2>\n'
+                f'<figure><a href="{esc(name)}"><img src="{esc(name)}" alt="{esc(layer)} unit {unit}, receptive-field crops"></a>'
+                f"<figcaption>Top {len(entry['images'])} images by maximal activation "
+                f"(max {max(maxima):.3g} .. {min(maxima):.3g}): image patch under the receptive "
+                f"field of the maximum | {esc(method_spec)} projection.{inactive}</figcaption></figure>\n"
+                f'<figure><a href="{esc(full_name)}"><img src="{esc(full_name)}" alt="{esc(layer)} unit {unit}, whole images" width="{entry["full_size"][0] // 2}"></a>'
+                f"<figcaption>Whole images (receptive field framed in yellow) | projection.</figcaption></figure>\n"
+            )
+            if task is not None:
+                progress.advance(task)
+        summary["units"] = entries
+        toc = " ".join(f'<a href="#unit-{u}">{u}</a>' for u in unit_list)
+        body = f"<p>Units: {toc}</p>\n" + "".join(sections)
+        title = f"{method_spec}: {layer}"
+        colour = (
+            "red = positive, blue = negative, white = 0" if method.signed else "black = 0, yellow/white = large"
+        )
+        note = (
+            f"Each unit's top-{top_k} images of the data set, ranked by the unit's maximal activation; each image "
+            f"patch under the receptive field of the maximum beside the projection of that single activation back "
+            f"to pixel space. Each projection is normalised on its own ({colour})."
+        )
+    else:
+        chosen = list(range(min(16, len(dataset)))) if indices is None else [int(i) for i in indices]
+        tiles, rows = class_overlays(model, dataset, method, chosen, target=target)
+        if not tiles:
+            raise UsageError("no images to draw", "check --limit and the data set")
+        save_png(out / "overlays.png", grid(tiles, columns=2, pad=6))
+        summary["overlays"] = "overlays.png"
+        summary["images"] = rows
+        items = ", ".join(f"#{r['index']}: {esc(r['class'])}" for r in rows)
+        body = (
+            f'<figure><a href="overlays.png"><img src="overlays.png" alt="class-level overlays"></a>'
+            f"<figcaption>Image | overlay | map, for the target class of each image ({esc(items)}).</figcaption></figure>\n"
+        )
+        title = f"{method_spec}: class-level maps"
+        note = (
+            f"Target: {esc(str(target))}. Each map is normalised on its own; "
+            + ("red = positive, blue = negative." if method.signed else "brighter = larger magnitude.")
+        )
+    write_text(out / "index.html", _PAGE.format(title=esc(title), note=note, body=body))
+    write_json(out / "summary.json", summary)
+    return summary
+

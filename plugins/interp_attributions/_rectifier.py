@@ -1,0 +1,508 @@
+"""The torch side of deconvnet and guided backprop (imported lazily).
+
+Both methods are the gradient of a network in which every ``nn.ReLU`` passes
+a modified signal backwards:
+
+* deconvnet (Zeiler & Fergus 2014): ``relu(grad)`` -- the backward signal is
+  rectified, ignoring where the forward pass was positive;
+* guided backprop (Springenberg et al. 2015): ``relu(grad) * (forward > 0)``.
+
+Max-unpooling with the forward switches and transposed convolutions are what
+autograd does anyway for ``MaxPool2d`` and ``Conv2d``.
+
+The rule is installed with :func:`rectifier_rules`, a context manager of
+removable module hooks (see its docstring): for deconv the ReLU's own autograd
+node is bypassed and replaced by one whose backward is ``relu(grad)``; for
+guided backprop the ReLU's native backward (the forward mask) is kept and a
+hook on its output rectifies the incoming gradient. Both are safe with
+``inplace=True`` and with one ReLU module used several times.
+
+Unit projections (:func:`project_units`) batch over (image, unit) pairs and
+crop each pair's input to the receptive field of its argmax position, aligned
+to the layer's total stride so that every intermediate grid and every padded
+border of the crop coincides with the full image's: the projection is the same
+number, computed on a fraction of the pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from interpret_core.errors import CapabilityError, UsageError
+from interpret_core.hooks import resolve_layer
+
+RULES = ("deconv", "guided")
+
+
+# -- the rule -------------------------------------------------------------------
+class _DeconvReLU(torch.autograd.Function):
+    """Forward: the ReLU's own output. Backward: ``relu(grad)`` (the deconvnet rule).
+
+    ``pre`` is the ReLU's graph-connected input; ``rectified`` carries the
+    module's output, computed on a detached alias (passed in a list so autograd
+    does not treat it as an input: no second ReLU pass is needed). The ReLU's
+    own backward (the forward mask) never runs.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, pre: torch.Tensor, rectified: list) -> torch.Tensor:
+        out = rectified[0]
+        if out is pre or out.data_ptr() == pre.data_ptr():
+            # In-place ReLU: output and input share storage; return a new tensor
+            # so autograd sees a fresh output, not a modified input.
+            out = out.clone()
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad.clamp_min(0), None
+
+
+def _rectify_grad(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp_min(0)
+
+
+@contextlib.contextmanager
+def rectifier_rules(module: nn.Module, rule: str) -> Iterator[int]:
+    """Apply ``rule`` ("deconv" or "guided") at every ``nn.ReLU`` of ``module``.
+
+    deconv: a forward pre-hook hands the ReLU a detached alias of its input and
+    keeps the graph-connected original; the forward hook returns the output
+    through :class:`_DeconvReLU`, so the backward signal is rectified and the
+    forward mask is skipped. guided: the ReLU keeps its own backward (the
+    forward mask); a hook on its output tensor rectifies the incoming
+    gradient first (``relu(g) * mask == relu(g * mask)``). Both are safe with
+    in-place and reused ReLUs.
+
+    Yields the number of ReLU modules hooked. Every module hook is removed on
+    exit, also when the body raises (tensor hooks die with the graph).
+    """
+    if rule not in RULES:
+        raise UsageError(f"unknown rectifier rule {rule!r}", f"use one of {', '.join(RULES)}")
+    handles: list[Any] = []
+    pending: dict[int, list[torch.Tensor]] = {}
+
+    def pre_hook(relu: nn.Module, args: tuple) -> tuple:
+        (x, *rest) = args
+        pending.setdefault(id(relu), []).append(x)
+        return (x.detach(), *rest)
+
+    def deconv_hook(relu: nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor:
+        x = pending[id(relu)].pop()
+        return _DeconvReLU.apply(x, [output])
+
+    def guided_hook(relu: nn.Module, _args: tuple, output: torch.Tensor) -> None:
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(_rectify_grad)
+
+    try:
+        count = 0
+        for sub in module.modules():
+            if isinstance(sub, nn.ReLU):
+                if rule == "deconv":
+                    handles.append(sub.register_forward_pre_hook(pre_hook))
+                    handles.append(sub.register_forward_hook(deconv_hook))
+                else:
+                    handles.append(sub.register_forward_hook(guided_hook))
+                count += 1
+        yield count
+    finally:
+        for handle in handles:
+            handle.remove()
+        pending.clear()
+
+
+# -- detecting rectifications the rule cannot see ---------------------------------
+_RECTIFYING = {
+    "relu", "relu_", "relu6", "clamp", "clamp_", "clamp_min", "clamp_min_", "clip", "clip_",
+    "threshold", "threshold_", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "rrelu", "rrelu_",
+}
+
+
+class _RectifierSpy(TorchFunctionMode):
+    """Records rectifying calls made outside any ``nn.ReLU`` module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside_relu = 0
+        self.stack: list[str] = []
+        self.hidden: dict[str, int] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in _RECTIFYING and not self.inside_relu:
+            where = self.stack[-1] if self.stack else "forward"
+            key = f"{name}() in {where}.forward"
+            self.hidden[key] = self.hidden.get(key, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+_CHECKED: "weakref.WeakKeyDictionary[nn.Module, set]" = weakref.WeakKeyDictionary()
+
+
+def check_rectifiers(module: nn.Module, sample: torch.Tensor, method: str) -> None:
+    """Raise CapabilityError if ``module`` rectifies outside ``nn.ReLU`` modules.
+
+    Runs one forward pass of ``sample`` (one input) under a TorchFunctionMode.
+    A module that passed is remembered (per submodule structure and input
+    shape), so repeated calls cost nothing.
+    """
+    key = (tuple(id(m) for m in module.modules()), tuple(sample.shape[1:]))
+    if key in _CHECKED.get(module, ()):
+        return
+    _probe_rectifiers(module, sample, method)
+    _CHECKED.setdefault(module, set()).add(key)
+
+
+def _probe_rectifiers(module: nn.Module, sample: torch.Tensor, method: str) -> None:
+    relus = [m for m in module.modules() if isinstance(m, nn.ReLU)]
+    model_name = type(module).__name__
+    hint = (
+        f"write every rectification of {model_name} as its own nn.ReLU module "
+        "(not F.relu / torch.relu / clamp in forward), so the method can apply its rule there"
+    )
+    if not relus:
+        raise CapabilityError(f"{method}: {model_name} has no nn.ReLU modules, so the method has no rule to apply", hint)
+    spy = _RectifierSpy()
+    handles = []
+    names = {m: n for n, m in module.named_modules()}
+
+    def enter(m: nn.Module, _args: Any) -> None:
+        name = names.get(m, "?")
+        spy.stack.append(f"{type(m).__name__}" if not name else f"{name!r} ({type(m).__name__})")
+        if isinstance(m, nn.ReLU):
+            spy.inside_relu += 1
+
+    def leave(m: nn.Module, _args: Any, _out: Any) -> None:
+        spy.stack.pop()
+        if isinstance(m, nn.ReLU):
+            spy.inside_relu -= 1
+
+    try:
+        for m in module.modules():
+            handles.append(m.register_forward_pre_hook(enter))
+            handles.append(m.register_forward_hook(leave))
+        with torch.no_grad(), spy:
+            module(sample)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if spy.hidden:
+        found = ", ".join(f"{k} (x{v})" for k, v in sorted(spy.hidden.items()))
+        raise CapabilityError(
+            f"{method}: {model_name} rectifies outside nn.ReLU modules ({found}); "
+            "the method would silently treat those as linear",
+            hint,
+        )
+
+
+# -- forward to a layer ---------------------------------------------------------
+class _Stop(Exception):
+    """Raised by a hook to end the forward pass once the layer has its output."""
+
+
+def forward_to(module: nn.Module, x: torch.Tensor, layer: str, stop: bool = True) -> torch.Tensor:
+    """Run ``module`` on ``x`` until ``layer`` has produced its output; return that output.
+
+    With ``stop=False`` the whole forward pass runs, and a layer module that is
+    called more than once (a reused module) is refused: which call is meant
+    would be ambiguous.
+    """
+    target = resolve_layer(module, layer)
+    box: dict[str, Any] = {"calls": 0}
+
+    def hook(_m: nn.Module, _args: Any, output: Any) -> None:
+        box["calls"] += 1
+        if "out" not in box:
+            # Keep the value: a later in-place op (ReLU(inplace=True)) would overwrite it.
+            box["out"] = output if stop or not isinstance(output, torch.Tensor) else output.detach().clone()
+        if stop:
+            raise _Stop
+
+    handle = target.register_forward_hook(hook)
+    try:
+        module(x)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if box["calls"] > 1:
+        raise UsageError(
+            f"layer {layer!r} ({type(target).__name__}) is called {box['calls']} times in one forward pass, "
+            "so its units are ambiguous",
+            "pick a layer module that is used once (e.g. the conv before a shared ReLU), "
+            "or give each use its own module",
+        )
+    if "out" not in box:
+        raise UsageError(f"layer {layer!r} was not called by the forward pass", "pick a layer on the forward path")
+    out = box["out"]
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UsageError(
+            f"layer {layer!r} outputs {shape}, not a feature map [N, C, h, w]",
+            "unit projections need a convolutional layer (see the model's `layers`)",
+        )
+    return out
+
+
+# -- class level ------------------------------------------------------------------
+def attribute_class(module: nn.Module, x: torch.Tensor, target: Any, rule: str) -> torch.Tensor:
+    """Gradient of the target logits under ``rule``; [N, C, H, W] like ``x``."""
+    x = _check_inputs(x)
+    with torch.enable_grad(), rectifier_rules(module, rule):
+        inputs = x.detach().requires_grad_(True)
+        logits = module(inputs)
+        if logits.ndim != 2:
+            raise UsageError(f"the model returns shape {tuple(logits.shape)}, not logits [N, classes]", None)
+        index = _targets(target, logits)
+        selected = logits.gather(1, index[:, None]).sum()
+        (grad,) = torch.autograd.grad(selected, inputs)
+    return grad.detach()
+
+
+def _targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
+    n, classes = logits.shape
+    if isinstance(target, torch.Tensor):
+        index = target.to(device=logits.device, dtype=torch.long).reshape(-1)
+        if index.numel() == 1:
+            index = index.expand(n)
+    else:
+        index = torch.full((n,), int(target), dtype=torch.long, device=logits.device)
+    if index.numel() != n:
+        raise UsageError(f"target has {index.numel()} entries for {n} inputs", "give one class per input or one int")
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= classes):
+        raise UsageError(f"target class out of range 0..{classes - 1}", "use a class index of the model")
+    return index
+
+
+def _check_inputs(x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise UsageError(f"inputs must be a tensor [N, C, H, W], got {shape}", "use Model.to_input(images)")
+    return x if x.is_floating_point() else x.float()
+
+
+# -- unit level -------------------------------------------------------------------
+@dataclasses.dataclass
+class UnitPlan:
+    """How the projections of one (layer, input size) are cut into crops."""
+
+    crop: tuple[int, int]  # crop height, width (== input size for whole images)
+    stride: tuple[int, int]  # the layer's total stride
+    start: tuple[int, int]  # window start of output position (0, 0)
+    size: tuple[int, int]  # receptive field size
+    whole: bool  # True: no cropping
+
+
+def _crop_length(size: int, stride: int, extent: int) -> int:
+    """Shortest crop length that covers any stride-aligned window and ends flush at ``extent``."""
+    need = min(size + stride - 1, extent)
+    # Crops start at multiples of the stride; the last one must end exactly at
+    # the image border so its padding matches the full image's.
+    length = extent - ((extent - need) // stride) * stride
+    return length
+
+
+_RF_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def plan_units(module: nn.Module, layer: str, input_size: tuple[int, int, int], crop: bool) -> UnitPlan:
+    from interpret_core.receptive_field import receptive_field
+
+    _, height, width = input_size
+    if not crop:
+        return UnitPlan((height, width), (1, 1), (0, 0), (height, width), True)
+    cache = _RF_CACHE.setdefault(module, {})
+    key = (layer, tuple(input_size))
+    if key not in cache:
+        try:
+            cache[key] = receptive_field(module, layer, input_size)
+        except CapabilityError:
+            cache[key] = None
+    rf = cache[key]
+    if rf is None:
+        return UnitPlan((height, width), (1, 1), (0, 0), (height, width), True)
+    ch = _crop_length(rf.size[0], rf.stride[0], height)
+    cw = _crop_length(rf.size[1], rf.stride[1], width)
+    whole = ch * cw * 2 >= height * width  # forward + backward on crops vs backward on whole images
+    if whole:
+        return UnitPlan((height, width), rf.stride, rf.start, rf.size, True)
+    return UnitPlan((ch, cw), rf.stride, rf.start, rf.size, False)
+
+
+def _crop_starts(pos: torch.Tensor, start: int, size: int, stride: int, crop: int, extent: int) -> torch.Tensor:
+    """Stride-aligned crop start for output positions ``pos`` along one axis."""
+    window_start = (start + pos * stride).clamp_min(0)
+    aligned = torch.div(window_start, stride, rounding_mode="floor") * stride
+    last = ((extent - crop) // stride) * stride
+    return aligned.clamp_max(last)
+
+
+def project_units(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    units: Sequence[int] | None,
+    rule: str,
+    *,
+    max_batch: int | None = None,
+    max_memory_mb: float = 512.0,
+    crop: bool = True,
+    scale: str = "one",
+) -> torch.Tensor:
+    """Project each unit's maximal activation back to the input: [N, U, C, H, W].
+
+    ``scale="one"`` backpropagates 1 at the argmax (as Captum's neuron methods
+    do); ``"activation"`` backpropagates the activation value itself (the
+    original deconvnet). ``max_batch`` bounds how many (image, unit) pairs go
+    through one forward/backward pass; without it, the batch is sized to stay
+    within ``max_memory_mb``.
+    """
+    x = _check_inputs(x).detach()
+    n, channels, height, width = x.shape
+    with torch.no_grad():
+        # One image through the whole net refuses a reused layer module; the
+        # batch then stops at the layer.
+        forward_to(module, x[:1], layer, stop=False)
+        activations = forward_to(module, x, layer)
+    total_units = activations.shape[1]
+    unit_list = list(range(total_units)) if units is None else [int(u) for u in units]
+    bad = [u for u in unit_list if not 0 <= u < total_units]
+    if bad:
+        raise UsageError(f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}")
+    u_count = len(unit_list)
+    result = torch.zeros(n, u_count, channels, height, width, dtype=x.dtype, device=x.device)
+    if n == 0 or u_count == 0:
+        return result
+
+    unit_index = torch.tensor(unit_list, dtype=torch.long, device=x.device)
+    maps = activations[:, unit_index].flatten(2)  # [N, U, h*w]
+    peak, flat = maps.max(dim=2)
+    map_w = activations.shape[3]
+    rows, cols = torch.div(flat, map_w, rounding_mode="floor"), flat % map_w
+    weights = peak if scale == "activation" else torch.ones_like(peak)
+
+    plan = plan_units(module, layer, (channels, height, width), crop)
+    # (image, unit) pairs, image-major: pair p = image * U + unit position.
+    pair_image = torch.arange(n, device=x.device).repeat_interleave(u_count)
+    pair_unit = unit_index.repeat(n)
+    pair_row, pair_col, pair_weight = rows.reshape(-1), cols.reshape(-1), weights.reshape(-1)
+    flat_result = result.view(n * u_count, channels, height, width)
+
+    if plan.whole:
+        _project_whole(module, x, layer, rule, unit_index, rows, cols, weights, result, max_batch, max_memory_mb)
+        return result
+
+    ch, cw = plan.crop
+    y0 = _crop_starts(pair_row, plan.start[0], plan.size[0], plan.stride[0], ch, height)
+    x0 = _crop_starts(pair_col, plan.start[1], plan.size[1], plan.stride[1], cw, width)
+    rel_row = pair_row - torch.div(y0, plan.stride[0], rounding_mode="floor")
+    rel_col = pair_col - torch.div(x0, plan.stride[1], rounding_mode="floor")
+    expected = activations[pair_image, pair_unit, pair_row, pair_col]
+
+    batch = max_batch or _batch_for_memory(module, x[:1, :, :ch, :cw], layer, max_memory_mb)
+    offsets_h = torch.arange(ch, device=x.device)
+    offsets_w = torch.arange(cw, device=x.device)
+    for begin in range(0, pair_image.numel(), batch):
+        part = slice(begin, begin + batch)
+        b = pair_image[part].numel()
+        row_idx = (y0[part, None] + offsets_h)[:, :, None]  # [b, ch, 1]
+        col_idx = (x0[part, None] + offsets_w)[:, None, :]  # [b, 1, cw]
+        crops = x[pair_image[part, None, None], :, row_idx, col_idx]  # [b, ch, cw, C]
+        crops = crops.permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+        with torch.enable_grad(), rectifier_rules(module, rule):
+            out = forward_to(module, crops, layer)
+            picked = out[torch.arange(b, device=x.device), pair_unit[part], rel_row[part], rel_col[part]]
+            # The crop must reproduce the full image's activation exactly; a
+            # network with non-local operations (global normalisation, train-mode
+            # batch norm) would not, so fall back to whole images then.
+            exact = torch.allclose(
+                picked.detach(), expected[part], rtol=1e-4, atol=1e-5 * (1 + float(expected[part].abs().max()))
+            )
+            if exact:
+                (grad,) = torch.autograd.grad(picked, crops, grad_outputs=pair_weight[part].to(picked.dtype))
+        if not exact:
+            result.zero_()
+            _project_whole(module, x, layer, rule, unit_index, rows, cols, weights, result, max_batch, max_memory_mb)
+            return result
+        pair = torch.arange(begin, begin + b, device=x.device)
+        flat_result[pair[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
+    return result
+
+
+def _project_whole(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    rule: str,
+    unit_index: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    weights: torch.Tensor,
+    result: torch.Tensor,
+    max_batch: int | None,
+    max_memory_mb: float,
+) -> None:
+    """Whole images: one forward pass per image chunk, one backward per unit (graph retained)."""
+    n = x.shape[0]
+    per_image = _activation_bytes(module, x[:1], layer)
+    image_chunk = max_batch or max(1, int(max_memory_mb * 2**20 // max(per_image * 3, 1)))
+    for begin in range(0, n, image_chunk):
+        part = slice(begin, begin + image_chunk)
+        xs = x[part].detach().clone().requires_grad_(True)
+        b = xs.shape[0]
+        with torch.enable_grad(), rectifier_rules(module, rule):
+            out = forward_to(module, xs, layer)
+            arange = torch.arange(b, device=x.device)
+            for k in range(unit_index.numel()):
+                picked = out[arange, unit_index[k], rows[part, k], cols[part, k]]
+                (grad,) = torch.autograd.grad(
+                    picked, xs, grad_outputs=weights[part, k].to(picked.dtype), retain_graph=k + 1 < unit_index.numel()
+                )
+                result[part, k] = grad
+
+
+def _activation_bytes(module: nn.Module, x: torch.Tensor, layer: str) -> int:
+    """Bytes of all module outputs of one forward pass of ``x`` up to ``layer``."""
+    total = [0]
+    handles = []
+
+    def hook(_m: nn.Module, _a: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            total[0] += out.numel() * out.element_size()
+
+    try:
+        for m in module.modules():
+            if not list(m.children()):
+                handles.append(m.register_forward_hook(hook))
+        with torch.no_grad():
+            forward_to(module, x, layer)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(total[0], x.numel() * x.element_size())
+
+
+def _batch_for_memory(module: nn.Module, one: torch.Tensor, layer: str, max_memory_mb: float) -> int:
+    # Forward activations, their saved copies and the backward signal: ~3x.
+    per_item = _activation_bytes(module, one, layer) * 3
+    return max(1, int(max_memory_mb * 2**20 // per_item))
+
+
+__all__ = [
+    "RULES",
+    "attribute_class",
+    "check_rectifiers",
+    "forward_to",
+    "plan_units",
+    "project_units",
+    "rectifier_rules",
+]

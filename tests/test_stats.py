@@ -1,0 +1,171 @@
+"""interpret_core.stats against direct scipy computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from interpret_core import stats
+
+
+def _data(seed=0, n=60, units=7, ties=True):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(n, units))
+    if ties:
+        values[:, 0] = rng.integers(0, 4, size=n)  # heavy ties
+        values[:, 1] = np.maximum(values[:, 1], 0.0)  # ReLU-like: many zeros
+        values[:, 2] = 3.0  # a dead unit
+    groups = np.stack([rng.random(n) < p for p in (0.2, 0.5, 0.8)])
+    values[groups[0], 3] += 3.0  # an effect for concept 0 on unit 3
+    return values, groups
+
+
+def test_rank_columns_match_scipy_rankdata_and_tie_term():
+    values, _ = _data()
+    ranks, tie_term = stats.rank_columns(values)
+    np.testing.assert_allclose(ranks, scipy.stats.rankdata(values, axis=0))
+    for unit in range(values.shape[1]):
+        _, counts = np.unique(values[:, unit], return_counts=True)
+        assert tie_term[unit] == pytest.approx(float((counts**3 - counts).sum()))
+
+
+@pytest.mark.parametrize("continuity", [True, False])
+def test_mann_whitney_matches_scipy_asymptotic(continuity):
+    values, groups = _data(seed=1)
+    result = stats.mann_whitney(values, groups, use_continuity=continuity)
+    for a, group in enumerate(groups):
+        for unit in range(values.shape[1]):
+            x, y = values[group, unit], values[~group, unit]
+            ref = scipy.stats.mannwhitneyu(x, y, method="asymptotic", use_continuity=continuity)
+            assert result.u[a, unit] == pytest.approx(ref.statistic)
+            if unit == 2:  # all values tied: no information
+                assert result.p[a, unit] == 1.0
+            else:
+                assert result.p[a, unit] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+            # AUC through ranks equals the ROC AUC of a direct pairwise count.
+            greater = (x[:, None] > y[None, :]).sum() + 0.5 * (x[:, None] == y[None, :]).sum()
+            assert result.auc[a, unit] == pytest.approx(greater / (len(x) * len(y)))
+    assert result.p[0, 3] < 1e-3  # the planted effect is found
+    np.testing.assert_array_equal(result.n1 + result.n0, values.shape[0])
+
+
+def test_mann_whitney_sign_and_empty_group():
+    values = np.arange(10.0)[:, None]
+    high = np.arange(10) >= 5
+    result = stats.mann_whitney(values, np.stack([high, ~high, np.zeros(10, bool)]))
+    assert result.auc[0, 0] == 1.0 and result.z[0, 0] > 0
+    assert result.auc[1, 0] == 0.0 and result.z[1, 0] < 0
+    assert np.isnan(result.p[2, 0]) and np.isnan(result.auc[2, 0])
+    np.testing.assert_allclose(stats.cliffs_delta(result.auc[:2]), [[1.0], [-1.0]])
+
+
+def test_standardized_mean_difference_by_hand():
+    values, groups = _data(seed=2, ties=False)
+    d = stats.standardized_mean_difference(values, groups)
+    for a, group in enumerate(groups):
+        for unit in range(values.shape[1]):
+            x, y = values[group, unit], values[~group, unit]
+            pooled = np.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2))
+            assert d[a, unit] == pytest.approx((x.mean() - y.mean()) / pooled, rel=1e-9)
+
+
+def test_standardized_mean_difference_degenerate():
+    values = np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 2.0], [0.0, 2.0]])
+    group = np.array([True, True, False, False])
+    d = stats.standardized_mean_difference(values, group)
+    assert d[0, 0] == np.inf  # perfect separation, no spread
+    assert d[0, 1] == 0.0  # constant unit
+
+
+def test_wasserstein_on_normalised_values_matches_scipy():
+    values, groups = _data(seed=3)
+    w = stats.wasserstein_normalised(values, groups)
+    sd = values.std(axis=0)
+    for a, group in enumerate(groups):
+        for unit in range(values.shape[1]):
+            if sd[unit] == 0:
+                assert w[a, unit] == 0.0
+                continue
+            z = (values[:, unit] - values[:, unit].mean()) / sd[unit]
+            ref = scipy.stats.wasserstein_distance(z[group], z[~group])
+            assert w[a, unit] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    # Scale-free: rescaling a unit does not change its distance.
+    scaled = values * np.array([1, 2, 3, 10, 0.1, 5, 7.0])
+    np.testing.assert_allclose(stats.wasserstein_normalised(scaled, groups), w, atol=1e-12)
+
+
+def test_bh_qvalues_match_scipy():
+    rng = np.random.default_rng(4)
+    p = np.concatenate([rng.random(200), rng.random(20) * 1e-4, [0.0, 1.0, 0.05, 0.05]])
+    np.testing.assert_allclose(stats.bh_qvalues(p), scipy.stats.false_discovery_control(p, method="bh"))
+    # Shape is kept and NaNs stay out of the family.
+    grid = p[:24].reshape(4, 6).copy()
+    grid[1, 2] = np.nan
+    q = stats.bh_qvalues(grid)
+    assert q.shape == grid.shape and np.isnan(q[1, 2])
+    finite = ~np.isnan(grid)
+    np.testing.assert_allclose(q[finite], scipy.stats.false_discovery_control(grid[finite], method="bh"))
+    with pytest.raises(ValueError):
+        stats.bh_qvalues(np.array([0.5, 1.5]))
+
+
+def test_stratified_single_stratum_is_mann_whitney_without_continuity():
+    values, groups = _data(seed=5)
+    strat = stats.stratified_rank_test(values, groups, np.zeros(values.shape[0], int))
+    plain = stats.mann_whitney(values, groups, use_continuity=False)
+    live = np.arange(values.shape[1]) != 2
+    np.testing.assert_allclose(strat.auc, plain.auc)
+    np.testing.assert_allclose(strat.p[:, live], plain.p[:, live], rtol=1e-9)
+    assert (strat.strata_used == 1).all()
+
+
+def test_stratified_matches_direct_per_stratum_scipy_sums():
+    values, groups = _data(seed=6, n=90)
+    strata = np.random.default_rng(7).integers(0, 3, size=values.shape[0])
+    result = stats.stratified_rank_test(values, groups, strata)
+    for a, group in enumerate(groups):
+        for unit in (0, 1, 3, 4):
+            stat = var = num = den = 0.0
+            for s in range(3):
+                m = strata == s
+                x, y = values[m & group, unit], values[m & ~group, unit]
+                if len(x) == 0 or len(y) == 0:
+                    continue
+                n = m.sum()
+                u = scipy.stats.mannwhitneyu(x, y, method="asymptotic").statistic
+                _, counts = np.unique(values[m, unit], return_counts=True)
+                tie = (counts**3 - counts).sum()
+                v = len(x) * len(y) / 12 * ((n + 1) - tie / (n * (n - 1)))
+                stat += (u - len(x) * len(y) / 2) / (n + 1)
+                var += v / (n + 1) ** 2
+                num += u / (n + 1)
+                den += len(x) * len(y) / (n + 1)
+            assert result.auc[a, unit] == pytest.approx(num / den)
+            z = stat / np.sqrt(var)
+            assert result.z[a, unit] == pytest.approx(z)
+            assert result.p[a, unit] == pytest.approx(2 * scipy.stats.norm.sf(abs(z)))
+
+
+def test_stratification_removes_a_confounded_effect():
+    # The unit responds to the stratum (emotion), and the concept co-occurs with it.
+    rng = np.random.default_rng(8)
+    strata = rng.integers(0, 2, size=400)
+    concept = np.where(strata == 1, rng.random(400) < 0.9, rng.random(400) < 0.1)
+    unit = strata * 2.0 + rng.normal(size=400) * 0.5
+    naive = stats.mann_whitney(unit[:, None], concept)
+    strat = stats.stratified_rank_test(unit[:, None], concept, strata)
+    assert stats.cliffs_delta(naive.auc)[0, 0] > 0.5 and naive.p[0, 0] < 1e-10
+    assert abs(strat.delta[0, 0]) < 0.15 and strat.p[0, 0] > 0.01
+
+
+def test_presence_phi_and_chance_excess():
+    a = np.array([1, 1, 0, 0, 1, 0], bool)
+    groups = np.stack([a, a, ~a, np.ones(6, bool)])
+    phi = stats.presence_phi(groups)
+    assert phi[0, 1] == pytest.approx(1.0) and phi[0, 2] == pytest.approx(-1.0) and phi[0, 3] == 0.0
+    np.testing.assert_allclose(phi[0, 0], np.corrcoef(a, a)[0, 1])
+    chance = np.full(100, 0.2)
+    assert stats.chance_excess_p(np.ones(100), chance) < 1e-10
+    assert stats.chance_excess_p(np.zeros(100), chance) > 0.99
+    assert np.isnan(stats.chance_excess_p(np.zeros(0), np.zeros(0)))
