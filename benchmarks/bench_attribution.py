@@ -1,6 +1,7 @@
 """Attribution speed and memory: our batched deconvnet / guided backprop vs Captum.
 
-Cases (fer-cnn, 64 grey 64x64 images, seeded untrained weights):
+Cases (fer-cnn with its shipped weights, or seeded untrained weights where
+none are shipped; 64 grey 64x64 uniform-noise images, seeded):
 
 * ``units <layer> <rule>``: every unit of the layer projected at each image's
   argmax. Ours: ``get_attribution(rule).attribute_units(net, x, layer, all
@@ -33,6 +34,7 @@ import time
 import warnings
 
 LAYERS = ("conv1", "conv2", "conv3")
+_MODEL_STATE: dict[str, str] = {}
 
 
 def _setup(images: int):
@@ -44,6 +46,7 @@ def _setup(images: int):
     model = get_model("fer-cnn")
     generator = torch.Generator().manual_seed(1)
     x = torch.rand(images, *model.input_size, generator=generator)
+    _MODEL_STATE["weights"] = "shipped weights" if model.card is not None else "seeded untrained weights"
     return model.module, x
 
 
@@ -201,7 +204,7 @@ def run(quick: bool = False) -> list[dict]:
                 "ratio": round(baseline_s / ours_s, 2),
                 "peak_mb": None if quick else _peak_mb(case, "ours", images),
                 "baseline_peak_mb": None if quick else _peak_mb(case, "captum", images),
-                "notes": f"fer-cnn (seeded, untrained), torch threads={threads}, best of {repeats}; "
+                "notes": f"fer-cnn ({_MODEL_STATE.get('weights')}), uniform-noise images, torch threads={threads}, best of {repeats}; "
                 "ratio = baseline_s / ours_s; peak_mb / baseline_peak_mb = sampled RSS growth during one call "
                 "(fresh subprocess); results asserted allclose",
             }

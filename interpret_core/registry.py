@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError
+from .errors import PluginError, UnknownNameError, UsageError
 from .interfaces import Attribution, AttributionMetric, Dataset, Model, UnitMetric
 
 ENTRY_POINT_GROUP = "interp"
@@ -289,7 +289,17 @@ def plugins() -> list[dict[str, Any]]:
 
 
 def _instantiate(kind: str, name: str, options: dict[str, Any]) -> Any:
+    import inspect
+
     cls = get_registry().get_class(kind, name)
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        valid = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs", "options")]
+        raise UsageError(
+            f"{kind} {name!r} does not accept these options ({exc}); its options are: {', '.join(valid) or 'none'}",
+            "check the option names, e.g. --option key=value",
+        ) from exc
     return cls(**options)
 
 

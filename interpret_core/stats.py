@@ -67,24 +67,22 @@ def rank_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     count, units = values.shape
     if count == 0:
         return np.zeros((0, units)), np.zeros(units)
-    order = np.argsort(values, axis=0, kind="stable")
-    ordered = np.take_along_axis(values, order, axis=0)
-    # A new tie group starts wherever the sorted value changes.
-    starts = np.ones((count, units), dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    group_id = np.cumsum(starts, axis=0) - 1  # [N, U], 0-based within the column
-    offsets = np.arange(units) * count  # make ids unique across columns
-    flat_id = (group_id + offsets[None, :]).ravel(order="F")
-    sizes = np.bincount(flat_id, minlength=units * count).astype(np.float64)
-    # First position (0-based) of each group: positions where starts is True.
-    positions = np.broadcast_to(np.arange(count)[:, None], (count, units))
-    first = np.zeros(units * count)
-    first[(group_id + offsets[None, :])[starts]] = positions[starts]
-    mean_rank = first + (sizes + 1.0) / 2.0  # 1-based mean rank of each group
-    ranks = np.empty((count, units))
-    np.put_along_axis(ranks, order, mean_rank[(group_id + offsets[None, :])], axis=0)
-    tie_term = (sizes**3 - sizes).reshape(units, count).sum(axis=1)
-    return ranks, tie_term
+    # Work on rows of the transpose: sorting contiguous rows is much faster.
+    rows = np.ascontiguousarray(values.T)
+    order = np.argsort(rows, axis=1)  # ties are averaged below, so stability is not needed
+    ordered = np.take_along_axis(rows, order, axis=1)
+    starts = np.ones((units, count), dtype=bool)  # a tie group starts where the sorted value changes
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones((units, count), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    position = np.arange(count)
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, count - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((units, count))
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)
+    sizes = (last - first + 1).astype(np.float64)
+    tie_term = np.where(starts, sizes**3 - sizes, 0.0).sum(axis=1)
+    return ranks.T, tie_term
 
 
 @dataclasses.dataclass

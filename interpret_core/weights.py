@@ -196,7 +196,6 @@ def save_weights(model: Model, path: str | os.PathLike, card: dict[str, Any] | N
 
 
 def _load_tensors(path: Path, card: dict[str, Any], card_file: Path, model: Model) -> None:
-    from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
     data = path.read_bytes()
@@ -211,7 +210,7 @@ def _load_tensors(path: Path, card: dict[str, Any], card_file: Path, model: Mode
         )
     try:
         tensors = load_tensors(data)
-    except (SafetensorError, Exception) as exc:  # safetensors raises its own error type for corrupt headers
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise WeightsError(f"{path}: not a valid safetensors file ({exc})", "re-export the weights") from exc
     expected = model.module.state_dict()
     missing = sorted(set(expected) - set(tensors))

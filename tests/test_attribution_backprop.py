@@ -207,13 +207,30 @@ def test_class_level_matches_captum(method, fer_cnn, fer_resnet, faces):
 
 
 # -- the two rules really differ, and behave as the papers say --------------------------------
-def test_rules_differ_and_guided_is_nonnegative_at_relu_inputs(fer_cnn, faces):
+def test_rules_differ_and_projections_stay_in_the_receptive_field(fer_cnn, faces):
+    from interpret_core.receptive_field import receptive_field
+
     deconv = get_attribution("deconv").attribute_units(fer_cnn, faces, "conv3", [2])
     guided = get_attribution("guided-backprop").attribute_units(fer_cnn, faces, "conv3", [2])
     assert not torch.allclose(_normalised(deconv), _normalised(guided))
-    # Both are exactly zero outside the receptive field of the argmax (20 px for conv3).
-    support = (deconv[0, 0, 0].abs() > 0).nonzero()
-    assert (support.max(0).values - support.min(0).values <= 20).all()
+    # On a net without global preprocessing, a projection is exactly zero
+    # outside the receptive field of the argmax.
+    torch.manual_seed(9)
+    net = InplaceNet().eval()
+    x = torch.rand(2, 1, 36, 40)
+    field = receptive_field(net, "conv3", (1, 36, 40))
+    maps = get_attribution("deconv").attribute_units(net, x, "conv3", [1])
+    with torch.no_grad():
+        from interpret_core.hooks import capture_outputs
+
+        with capture_outputs(net, ["conv3"]) as captured:
+            net(x)
+    for n in range(2):
+        flat = int(captured["conv3"][n, 1].flatten().argmax())
+        y0, y1, x0, x1 = field.box(*divmod(flat, captured["conv3"].shape[-1]))
+        inside = torch.zeros(36, 40, dtype=torch.bool)
+        inside[y0:y1, x0:x1] = True
+        assert maps[n, 0, 0][~inside].abs().max() == 0 and maps[n, 0, 0][inside].abs().max() > 0
 
 
 # -- crops, chunks, scale --------------------------------------------------------------------
@@ -260,11 +277,51 @@ def test_non_local_net_falls_back_to_whole_images():
     _assert_matches_captum_units("deconv", net, x, "relu2", [0, 1])
 
 
+class StandardisedNet(nn.Module):
+    """Per-image standardisation before the first conv (non-local), then a local conv net."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x):
+        x = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / (x.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+        return self.relu2(self.conv2(self.pool(self.relu1(self.conv1(x))))).amax(dim=(2, 3))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_preprocessing_before_the_first_conv_keeps_the_crop_path(method, monkeypatch):
+    import interp_attributions._rectifier as rectifier
+
+    torch.manual_seed(8)
+    net = StandardisedNet().eval()
+    x = torch.rand(3, 1, 32, 32)
+    whole = get_attribution(method, crop=False).attribute_units(net, x, "relu2", None)
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("fell back to whole images")
+
+    monkeypatch.setattr(rectifier, "_project_whole", no_fallback)
+    cropped = get_attribution(method, max_batch=5).attribute_units(net, x, "relu2", None)
+    torch.testing.assert_close(cropped, whole, atol=1e-6, rtol=1e-5)
+    # The gradient through the standardisation reaches every pixel, as Captum's does.
+    assert (cropped[0, 0, 0] != 0).float().mean() > 0.9
+    monkeypatch.undo()
+    _assert_matches_captum_units(method, net, x, "relu2", [0, 5])
+
+
 def test_scale_activation_multiplies_by_the_maximum(fer_cnn, faces):
     one = get_attribution("deconv").attribute_units(fer_cnn, faces, "conv1", [3, 4])
     scaled = get_attribution("deconv", scale="activation").attribute_units(fer_cnn, faces, "conv1", [3, 4])
-    with torch.no_grad():
-        peak = fer_cnn.conv1(faces)[:, [3, 4]].flatten(2).amax(2)
+    from interpret_core.hooks import capture_outputs
+
+    with torch.no_grad(), capture_outputs(fer_cnn, ["conv1"]) as captured:
+        fer_cnn(faces)
+    peak = captured["conv1"][:, [3, 4]].flatten(2).amax(2)
     torch.testing.assert_close(scaled, one * peak[:, :, None, None, None], atol=1e-6, rtol=1e-5)
 
 

@@ -408,6 +408,18 @@ def project_units(
     rel_col = pair_col - torch.div(x0, plan.stride[1], rounding_mode="floor")
     expected = activations[pair_image, pair_unit, pair_row, pair_col]
 
+    # Where the network preprocesses the whole image before its first
+    # convolution (e.g. per-image standardisation), crop the first conv's input
+    # instead, and backpropagate through the preprocessing on whole images.
+    entry, prefix = _entry_conv(module, x[:1])
+    if prefix and entry is None:
+        _project_whole(module, x, layer, rule, unit_index, rows, cols, weights, result, max_batch, max_memory_mb)
+        return result
+    source = x
+    if prefix:
+        with torch.no_grad():
+            source = _entry_input(module, entry, x)
+
     batch = max_batch or _batch_for_memory(module, x[:1, :, :ch, :cw], layer, max_memory_mb)
     offsets_h = torch.arange(ch, device=x.device)
     offsets_w = torch.arange(cw, device=x.device)
@@ -416,26 +428,117 @@ def project_units(
         b = pair_image[part].numel()
         row_idx = (y0[part, None] + offsets_h)[:, :, None]  # [b, ch, 1]
         col_idx = (x0[part, None] + offsets_w)[:, None, :]  # [b, 1, cw]
-        crops = x[pair_image[part, None, None], :, row_idx, col_idx]  # [b, ch, cw, C]
-        crops = crops.permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+        image_idx = pair_image[part, None, None]
+        crops = source[image_idx, :, row_idx, col_idx].permute(0, 3, 1, 2).contiguous().requires_grad_(True)
         with torch.enable_grad(), rectifier_rules(module, rule):
-            out = forward_to(module, crops, layer)
+            if prefix:
+                # The net runs on image crops, but its first conv sees the crops
+                # of the preprocessed image.
+                dummy = x[image_idx, :, row_idx, col_idx].permute(0, 3, 1, 2).contiguous()
+                with _replace_input(entry, crops):
+                    out = forward_to(module, dummy, layer)
+            else:
+                out = forward_to(module, crops, layer)
             picked = out[torch.arange(b, device=x.device), pair_unit[part], rel_row[part], rel_col[part]]
             # The crop must reproduce the full image's activation exactly; a
-            # network with non-local operations (global normalisation, train-mode
-            # batch norm) would not, so fall back to whole images then.
+            # network with other non-local operations (global normalisation
+            # after a conv, train-mode batch norm) would not: fall back then.
             exact = torch.allclose(
                 picked.detach(), expected[part], rtol=1e-4, atol=1e-5 * (1 + float(expected[part].abs().max()))
             )
             if exact:
                 (grad,) = torch.autograd.grad(picked, crops, grad_outputs=pair_weight[part].to(picked.dtype))
+                if prefix:
+                    grad_source = source.new_zeros((b, *source.shape[1:]))
+                    grad_source[torch.arange(b, device=x.device)[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
+                    images = x[pair_image[part]].clone().requires_grad_(True)
+                    (grad_images,) = torch.autograd.grad(_entry_input(module, entry, images), images, grad_source)
         if not exact:
             result.zero_()
             _project_whole(module, x, layer, rule, unit_index, rows, cols, weights, result, max_batch, max_memory_mb)
             return result
         pair = torch.arange(begin, begin + b, device=x.device)
-        flat_result[pair[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
+        if prefix:
+            flat_result[pair] = grad_images
+        else:
+            flat_result[pair[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
     return result
+
+
+_ENTRY_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _entry_conv(module: nn.Module, sample: torch.Tensor) -> tuple[nn.Module | None, bool]:
+    """(first nn.Conv2d called, whether its input differs from the network input).
+
+    The entry is None (with True) when the first conv's input cannot stand in
+    for the image: another spatial size, or no conv at all.
+    """
+    cache = _ENTRY_CACHE.setdefault(module, {})
+    key = tuple(sample.shape[1:])
+    if key in cache:
+        return cache[key]
+    box: dict[str, Any] = {}
+
+    def pre_hook(conv: nn.Module, args: tuple) -> None:
+        box["conv"], box["input"] = conv, args[0]
+        raise _Stop
+
+    handles = [m.register_forward_pre_hook(pre_hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            module(sample)
+    except _Stop:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    if "conv" not in box:
+        found: tuple[nn.Module | None, bool] = (None, True)
+    elif box["input"] is sample:
+        found = (box["conv"], False)
+    elif isinstance(box["input"], torch.Tensor) and box["input"].shape[-2:] == sample.shape[-2:]:
+        found = (box["conv"], True)
+    else:
+        found = (None, True)
+    cache[key] = found
+    return found
+
+
+def _entry_input(module: nn.Module, entry: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What ``entry`` (the first conv) receives when the network runs on ``x``."""
+    box: dict[str, torch.Tensor] = {}
+
+    def pre_hook(_conv: nn.Module, args: tuple) -> None:
+        box["input"] = args[0]
+        raise _Stop
+
+    handle = entry.register_forward_pre_hook(pre_hook)
+    try:
+        module(x)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return box["input"]
+
+
+@contextlib.contextmanager
+def _replace_input(entry: nn.Module, replacement: torch.Tensor) -> Iterator[None]:
+    """Feed ``replacement`` to the first call of ``entry`` instead of its input."""
+    used = [False]
+
+    def pre_hook(_conv: nn.Module, args: tuple) -> tuple | None:
+        if used[0]:
+            return None
+        used[0] = True
+        return (replacement, *args[1:])
+
+    handle = entry.register_forward_pre_hook(pre_hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _project_whole(

@@ -260,11 +260,11 @@ class AUDistance(UnitMetric):
             if partners is not None:
                 given = np.full_like(distance, np.nan)
                 given_p = np.full_like(distance, np.nan)
-                for a, partner in enumerate(partners):
-                    if partner < 0:
-                        continue
-                    result = stats.stratified_rank_test(values, presence[a : a + 1], presence[partner].astype(np.int64))
-                    given[a], given_p[a] = result.delta[0], result.p[0]
+                # AUs that share a partner share its strata: rank within them once.
+                for partner in np.unique(partners[partners >= 0]):
+                    rows = np.flatnonzero(partners == partner)
+                    result = stats.stratified_rank_test(values, presence[rows], presence[partner].astype(np.int64))
+                    given[rows], given_p[rows] = result.delta, result.p
                 controls["delta_given_partner"] = given
                 controls["p_given_partner"] = given_p
         return _LayerScores(distance, test.auc, test.p, mean_with, mean_without, controls)
@@ -477,7 +477,7 @@ class AUDistance(UnitMetric):
                         cell = scan.argmax[row["layer"]][position, row["unit"]]
                         y, x = self._locate(centres[row["layer"]], cell, mask.shape, input_size)
                         hits[m].append(float(mask[y, x]))
-                        chance[m].append(float(mask.mean()))
+                        chance[m].append(np.count_nonzero(mask) / mask.size)
                     else:
                         pending.append((m, position))
             report(done)
@@ -522,12 +522,12 @@ class AUDistance(UnitMetric):
         table: np.ndarray, cell: np.ndarray, mask_shape: tuple[int, int], input_size: tuple[int, int, int]
     ) -> tuple[int, int]:
         """Pixel (y, x) of the mask that holds the centre of output cell (row, col)."""
-        y, x = table[int(cell[0]), int(cell[1])]
+        y, x = (float(v) for v in table[int(cell[0]), int(cell[1])])
         _, in_h, in_w = input_size
         # The model input may be a resized copy of the image: map pixel centres across.
         y = (y + 0.5) * mask_shape[0] / in_h - 0.5
         x = (x + 0.5) * mask_shape[1] / in_w - 0.5
-        return (int(np.clip(np.rint(y), 0, mask_shape[0] - 1)), int(np.clip(np.rint(x), 0, mask_shape[1] - 1)))
+        return (min(max(round(y), 0), mask_shape[0] - 1), min(max(round(x), 0), mask_shape[1] - 1))
 
     def _projection_agreement(self, model, dataset, scan, mapping, pending, method, hits, chance) -> None:
         """Share of each projection's absolute mass inside the AU region, batch by batch.

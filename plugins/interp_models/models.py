@@ -17,11 +17,12 @@ __all__ = ["FerCNNModel", "FerResNetModel"]
 
 
 class FerCNNModel(Model):
-    """``fer-cnn``: three conv -> ReLU -> max-pool blocks (5x5, 3x3, 3x3; 16/32/64
-    channels), then FC 128 with dropout; ~0.55 M parameters (2.2 MB float32)."""
+    """``fer-cnn``: per-image standardisation, three conv -> ReLU -> max-pool blocks
+    (5x5, 3x3, 3x3; 16/32/64 channels), then FC 128 with dropout 0.2; ~0.55 M
+    parameters (2.2 MB float32)."""
 
     name = "fer-cnn"
-    description = "paper-style expression CNN: 3 x (conv-ReLU-maxpool), 5x5/3x3 filters, 16/32/64 channels, FC-128 + dropout"
+    description = "paper-style expression CNN: per-image standardisation, 3 x (conv-ReLU-maxpool), 5x5/3x3 filters, 16/32/64 channels, FC-128 + dropout"
     default_weights: ClassVar[str | None] = "interp_models:weights/fer-cnn.safetensors"
     analysable_layers: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "conv3")
 
@@ -36,8 +37,9 @@ class FerCNNModel(Model):
 
 
 class FerResNetModel(Model):
-    """``fer-resnet``: a small ResNet (5x5 stem + 3 basic blocks, 16/32/64 wide,
-    BatchNorm, global average pooling); ~0.08 M parameters. Trained from scratch."""
+    """``fer-resnet``: a small ResNet (per-image standardisation, 5x5 stem + 3 basic
+    blocks, 16/32/64 wide, BatchNorm, global average pooling); ~0.08 M
+    parameters. Trained from scratch."""
 
     name = "fer-resnet"
     description = "small ResNet for grey crops: 5x5 stem, 3 basic blocks (16/32/64), BatchNorm, global average pool"

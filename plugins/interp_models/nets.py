@@ -16,13 +16,12 @@ from torch import nn
 __all__ = ["FerCNN", "FerResNet", "BasicBlock"]
 
 
-def _conv_relu(in_channels: int, out_channels: int, kernel_size: int, batchnorm: bool = False) -> nn.Sequential:
-    """Conv (same padding) [+ BatchNorm] + its own ReLU; the Sequential's output is rectified."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batchnorm)]
-    if batchnorm:
-        layers.append(nn.BatchNorm2d(out_channels))
-    layers.append(nn.ReLU(inplace=False))
-    return nn.Sequential(*layers)
+def _conv_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
+    """Conv (same padding) + its own ReLU; the Sequential's output is rectified."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+        nn.ReLU(inplace=False),
+    )
 
 
 class Standardise(nn.Module):
@@ -46,8 +45,9 @@ class Standardise(nn.Module):
 class FerCNN(nn.Module):
     """Paper-style expression CNN: three conv -> ReLU -> max-pool blocks, then FC + dropout.
 
-    Block 1 uses 5x5 filters, blocks 2 and 3 use 3x3 filters; channels widen
-    block by block. Named submodules ``conv1``, ``conv2``, ``conv3`` output
+    Each crop is first standardised (zero mean, unit std; see
+    :class:`Standardise`). Block 1 uses 5x5 filters, blocks 2 and 3 use 3x3
+    filters; channels widen block by block. Named submodules ``conv1``, ``conv2``, ``conv3`` output
     rectified feature maps; ``pool1``..``pool3`` halve the resolution.
 
     Shapes for the default (1, 64, 64) input and channels (16, 32, 64):
@@ -63,20 +63,18 @@ class FerCNN(nn.Module):
         channels: Sequence[int] = (16, 32, 64),
         hidden: int = 128,
         dropout: float = 0.2,
-        batchnorm: bool = False,
-        standardise: bool = False,
     ):
         super().__init__()
         in_channels, height, width = (int(v) for v in input_size)
         if height % 8 or width % 8:
             raise ValueError(f"FerCNN needs input height and width divisible by 8, got {height}x{width}")
         c1, c2, c3 = (int(c) for c in channels)
-        self.standardise = Standardise() if standardise else nn.Identity()
-        self.conv1 = _conv_relu(in_channels, c1, 5, batchnorm)
+        self.standardise = Standardise()
+        self.conv1 = _conv_relu(in_channels, c1, 5)
         self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = _conv_relu(c1, c2, 3, batchnorm)
+        self.conv2 = _conv_relu(c1, c2, 3)
         self.pool2 = nn.MaxPool2d(2)
-        self.conv3 = _conv_relu(c2, c3, 3, batchnorm)
+        self.conv3 = _conv_relu(c2, c3, 3)
         self.pool3 = nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
         self.dropout1 = nn.Dropout(dropout)
@@ -86,8 +84,7 @@ class FerCNN(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.conv1(self.standardise(x)))
@@ -130,7 +127,8 @@ class BasicBlock(nn.Module):
 class FerResNet(nn.Module):
     """A small ResNet for grey face crops, built from scratch (no downloaded weights).
 
-    stem: 5x5 conv + BN + ReLU at full resolution, then a 2x2 max-pool;
+    standardise (per-image zero mean, unit std); stem: 5x5 conv + BN + ReLU
+    at full resolution, then a 2x2 max-pool;
     ``layer1``..``layer3``: one basic block each, the last two with stride 2;
     global average pool; dropout; linear classifier.
 
@@ -149,6 +147,7 @@ class FerResNet(nn.Module):
         super().__init__()
         in_channels = int(input_size[0])
         w1, w2, w3 = (int(w) for w in widths)
+        self.standardise = Standardise()
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, w1, 5, padding=2, bias=False),
             nn.BatchNorm2d(w1),
@@ -175,7 +174,7 @@ class FerResNet(nn.Module):
                 nn.init.zeros_(module.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.stem(x))
+        x = self.pool(self.stem(self.standardise(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         x = self.dropout(self.flatten(self.avgpool(x)))
         return self.fc(x)

@@ -370,6 +370,7 @@ def generate(
         "au_statistics": "Lucey et al. 2010 (CK+), peak FACS codes via NetFACS emotions_set",
     }
     write_json(out / MANIFEST, manifest)
+    os.chmod(out / MANIFEST, 0o644)  # atomic writes create 0600 files; a release is meant to be shared
     (out / PARTIAL_MARKER).unlink(missing_ok=True)
     summary["seconds"] = seconds
     return summary
