@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from interpret_core import EMOTIONS, Dataset, DataError, Sample, UsageError
+from interpret_core.paths import cache_home
 
 from .alignment import Alignment, align_from_landmarks
 from .au_regions import au_regions
@@ -65,17 +66,6 @@ MAX_LOGGED = 10
 _FRAME_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.png$", re.IGNORECASE)
 _LABEL_FRAME = re.compile(r"_(\d+)_(?:emotion|facs)\.txt$", re.IGNORECASE)
 _AU_KEY = re.compile(r"^AU(\d+)$")
-
-
-def cache_home() -> Path:
-    """interp's cache folder: ``$INTERP_HOME``, else ``$XDG_CACHE_HOME/interp``, else ``~/.cache/interp``."""
-    home = os.environ.get("INTERP_HOME")
-    if home:
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "interp"
-    return Path.home() / ".cache" / "interp"
 
 
 # -- text files -----------------------------------------------------------------

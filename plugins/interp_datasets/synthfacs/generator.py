@@ -39,6 +39,7 @@ import numpy as np
 
 from interpret_core.errors import DataError, UsageError
 from interpret_core.interfaces import EMOTIONS
+from interpret_core.paths import cache_home
 
 from . import aus as au_stats
 from .face import Identity, express
@@ -381,14 +382,7 @@ def default_root(seed: int = DEFAULT_SEED) -> Path:
 
     ``<cache>`` is ``$INTERP_HOME``, else ``$XDG_CACHE_HOME/interp``, else ``~/.cache/interp``.
     """
-    home = os.environ.get("INTERP_HOME")
-    if home:
-        base = Path(home).expanduser()
-    elif os.environ.get("XDG_CACHE_HOME"):
-        base = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "interp"
-    else:
-        base = Path.home() / ".cache" / "interp"
-    return base / "datasets" / f"synthfacs-v{GENERATOR_VERSION}-s{seed}"
+    return cache_home() / "datasets" / f"synthfacs-v{GENERATOR_VERSION}-s{seed}"
 
 
 def ensure_default(progress: Any = None) -> Path:
