@@ -14,7 +14,8 @@ none are shipped; 64 grey 64x64 uniform-noise images, seeded):
   images vs ``captum.attr.Deconvolution`` / ``GuidedBackprop``.
 
 ``ratio`` = baseline_s / ours_s (higher is better for us). Times are the best
-of 2 runs for unit cases and of 5 for class cases. ``peak_mb`` /
+of 2 runs for unit cases and of 5 for class cases, ours and Captum's
+alternating. ``peak_mb`` /
 ``baseline_peak_mb``: peak resident memory above the level before one call, sampled every millisecond from
 ``/proc/self/statm`` by a thread, in a fresh subprocess per (case,
 implementation) after the model and data are loaded and one warm-up call --
@@ -104,16 +105,21 @@ def _call(case: str, impl: str, net, x):
     return (_ours_class if impl == "ours" else _captum_class)(net, x, *args)
 
 
-def _timed(fn, repeats: int):
-    """(result of the first call, best time over ``repeats`` calls)."""
-    best, result = float("inf"), None
-    for index in range(repeats):
-        start = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - start)
-        if index == 0:
-            result = value
-    return result, best
+def _timed_pair(ours, baseline, repeats: int):
+    """Results of the first calls and best times of ``ours`` and ``baseline``.
+
+    The two alternate (ours, baseline, ours, ...), so a burst of load on a
+    shared machine hits both rather than one.
+    """
+    results: dict[str, object] = {}
+    best = {"ours": float("inf"), "baseline": float("inf")}
+    for _ in range(repeats):
+        for key, fn in (("ours", ours), ("baseline", baseline)):
+            start = time.perf_counter()
+            value = fn()
+            best[key] = min(best[key], time.perf_counter() - start)
+            results.setdefault(key, value)
+    return results["ours"], best["ours"], results["baseline"], best["baseline"]
 
 
 def _rss_mb() -> float:
@@ -182,8 +188,9 @@ def run(quick: bool = False) -> list[dict]:
     cases += ["class deconv", "class guided-backprop"]
     for case in cases:
         repeats = 1 if quick else (2 if case.startswith("units") else 5)
-        ours, ours_s = _timed(lambda: _call(case, "ours", net, x), repeats)
-        reference, baseline_s = _timed(lambda: _call(case, "captum", net, x), repeats)
+        ours, ours_s, reference, baseline_s = _timed_pair(
+            lambda: _call(case, "ours", net, x), lambda: _call(case, "captum", net, x), repeats
+        )
         # Identical results, or the timing means nothing.
         torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
         kind, *args = case.split()

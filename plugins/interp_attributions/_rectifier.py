@@ -420,7 +420,11 @@ def project_units(
         with torch.no_grad():
             source = _entry_input(module, entry, x)
 
-    batch = max_batch or _batch_for_memory(module, x[:1, :, :ch, :cw], layer, max_memory_mb)
+    batch = max_batch or _batch_for_memory(
+        module, x[:1, :, :ch, :cw], layer, max_memory_mb,
+        # The preprocessing backward runs on one whole image per pair.
+        extra_bytes=x[:1].numel() * x.element_size() * 8 if prefix else 0,
+    )
     offsets_h = torch.arange(ch, device=x.device)
     offsets_w = torch.arange(cw, device=x.device)
     for begin in range(0, pair_image.numel(), batch):
@@ -594,9 +598,9 @@ def _activation_bytes(module: nn.Module, x: torch.Tensor, layer: str) -> int:
     return max(total[0], x.numel() * x.element_size())
 
 
-def _batch_for_memory(module: nn.Module, one: torch.Tensor, layer: str, max_memory_mb: float) -> int:
+def _batch_for_memory(module: nn.Module, one: torch.Tensor, layer: str, max_memory_mb: float, extra_bytes: int = 0) -> int:
     # Forward activations, their saved copies and the backward signal: ~3x.
-    per_item = _activation_bytes(module, one, layer) * 3
+    per_item = _activation_bytes(module, one, layer) * 3 + extra_bytes
     return max(1, int(max_memory_mb * 2**20 // per_item))
 
 
