@@ -354,7 +354,7 @@ def project_units(
     rule: str,
     *,
     max_batch: int | None = None,
-    max_memory_mb: float = 512.0,
+    max_memory_mb: float = 256.0,
     crop: bool = True,
     scale: str = "one",
 ) -> torch.Tensor:

@@ -28,7 +28,7 @@ class _RectifierMethod(Attribution):
     Options:
         max_batch: (image, unit) pairs per forward/backward pass of a unit
             projection (default: sized from ``max_memory_mb``).
-        max_memory_mb: memory budget for one such pass (default 512).
+        max_memory_mb: memory budget for one such pass (default 256).
         crop: crop each projection's input to its receptive field (default
             True; the numbers are the same, early layers get much cheaper).
         scale: ``"one"`` backpropagates 1 from the unit's argmax, as Captum's
@@ -47,7 +47,7 @@ class _RectifierMethod(Attribution):
     def __init__(
         self,
         max_batch: int | None = None,
-        max_memory_mb: float = 512.0,
+        max_memory_mb: float = 256.0,
         crop: bool = True,
         scale: str = "one",
         check: bool = True,
