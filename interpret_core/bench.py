@@ -43,6 +43,7 @@ import numpy as np
 
 from .errors import DataError, InterpError, UsageError
 from .io import read_json, to_jsonable, write_bytes, write_json, write_text
+from .options import open_dataset, parse_method_spec, parse_options, split_items, split_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -67,7 +68,7 @@ def parse_names(text: str | None) -> list[str] | None:
     """``"a,b, c"`` -> ``["a", "b", "c"]``; ``"all"`` or None -> None (meaning every one)."""
     if text is None or text.strip().lower() == "all":
         return None
-    names = [part.strip() for part in text.split(",") if part.strip()]
+    names = split_list(text)
     if not names:
         raise UsageError(f"empty list {text!r}", "give comma-separated names, or 'all'")
     return list(dict.fromkeys(names))
@@ -86,19 +87,7 @@ def parse_method_list(text: str | None) -> list[str] | None:
     if text is None or text.strip().lower() == "all":
         return None
     specs: list[str] = []
-    depth, current = 0, ""
-    items = []
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    items.append(current)
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
+    for item in split_items(text):
         if _OPTION_ITEM.match(item) and specs:
             specs[-1] = f"{specs[-1]},{item}"
         else:
@@ -110,8 +99,6 @@ def parse_method_list(text: str | None) -> list[str] | None:
 
 def parse_metric_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``["deletion.steps=64", ...]`` -> ``{"deletion": {"steps": 64}}``."""
-    from .cli.options import parse_options
-
     options: dict[str, dict[str, Any]] = {}
     for item in items:
         name, dot, rest = item.partition(".")
@@ -120,7 +107,7 @@ def parse_metric_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
                 f"--metric-option {item!r} is not METRIC.KEY=VALUE",
                 "for example --metric-option deletion.baseline=mean",
             )
-        options.setdefault(name.strip(), {}).update(parse_options([rest], flag="--metric-option"))
+        options.setdefault(name.strip(), {}).update(parse_options([rest], where="--metric-option", example="deletion.steps=64"))
     return options
 
 
@@ -200,28 +187,19 @@ def module_fingerprint(module: Any) -> str:
 def make_method(spec: str) -> Attribution:
     """The attribution method named by ``spec``.
 
-    Specs are parsed by the attribution plugin's ``parse_method_spec``
+    Specs are read by :func:`interpret_core.options.parse_method_spec`
     (``occlusion:window=12,stride=6``, ``captum:NoiseTunnel(Saliency),nt_samples=8``).
     """
     from .registry import get_attribution
 
-    name, options = method_spec(spec)
+    name, options = parse_method_spec(spec)
     return get_attribution(name, **options)
 
 
 def canonical_spec(spec: str) -> list[Any]:
     """[name, options sorted]: two spellings of one method share their cells."""
-    name, options = method_spec(spec)
+    name, options = parse_method_spec(spec)
     return [name, sorted((k, to_jsonable(v)) for k, v in options.items())]
-
-
-def method_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """(plugin name, options) of a method spec, with the attribution plugin's parser when installed."""
-    try:
-        from interp_attributions.options import parse_method_spec  # type: ignore[import-not-found]
-    except ImportError:  # the built-in attribution plugin is absent: plain names only
-        return spec.strip(), {}
-    return parse_method_spec(spec)
 
 
 # -- configuration ----------------------------------------------------------------
@@ -235,6 +213,8 @@ class BenchConfig:
     weights: str | None = None
     dataset: str = DEFAULT_DATASET
     data_root: str | None = None
+    #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     limit: int | None = DEFAULT_LIMIT
     seed: int = 0
     out: str | None = None
@@ -296,7 +276,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
     import torch
     import torch.nn.functional as F
 
-    from .registry import get_dataset, get_model
+    from .registry import get_model
 
     if status:
         status("loading model and data")
@@ -310,8 +290,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
             f"model {config.model!r} has no trained weights (random initialisation, seed {config.seed}); "
             "its attributions say nothing about a trained network. Pass --weights from `interp train`"
         )
-    dataset_options = {} if config.data_root is None else {"data_root": config.data_root}
-    dataset = get_dataset(config.dataset, **dataset_options)
+    dataset = open_dataset(config.dataset, config.data_root, config.dataset_options)
     if len(dataset) == 0:
         raise DataError(f"data set {config.dataset!r} has no images", "check --data-root")
     emotions_all = list(dataset.emotions)
@@ -627,6 +606,7 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
             "model_sha256": prepared.key["model_sha256"],
             "dataset": config.dataset,
             "data_root": prepared.key["data_root"],
+            "dataset_options": to_jsonable(config.dataset_options),
             "limit": config.limit,
             "seed": config.seed,
             "batch_size": config.batch_size,

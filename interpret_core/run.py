@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import CapabilityError, DataError, UsageError
+from .io import to_jsonable, write_json, write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .interfaces import Attribution, Dataset, Model
@@ -55,12 +56,15 @@ CSV_FIRST = ("layer", "unit", "au", "distance", "p_value", "q_value")
 class RunConfig:
     """Everything ``interp run`` needs; the defaults are the CLI's."""
 
+    #: attribution method spec (``deconv``, ``guided-backprop:max_memory_mb=128``, ``captum:NeuronDeconvolution``)
     method: str = "deconv"
     metric: str = "au-distance"
     model: str = "fer-cnn"
     weights: str | None = None
     dataset: str = "synthfacs"
     data_root: str | None = None
+    #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     layers: Sequence[str] | None = None
     top_k: int = 9
     limit: int | None = None
@@ -73,24 +77,36 @@ class RunConfig:
     seed: int = 0
 
 
-def resolve_method(name: str) -> Attribution:
-    """The attribution plugin ``name``; CapabilityError unless it projects units."""
+def resolve_method(spec: str) -> Attribution:
+    """The attribution method of a spec (``deconv``, ``captum:NeuronDeconvolution``, ``deconv:max_batch=64``).
+
+    CapabilityError unless it projects units. The check is on the instance:
+    whether a method projects units can depend on its options (the Captum
+    adapter supports them for ``Neuron*`` classes only).
+    """
+    from .options import parse_method_spec
     from .registry import get_attribution, get_registry
 
-    cls = get_registry().get_class("attribution", name)
-    if not getattr(cls, "supports_units", False):
-        units = [n for n in get_registry().names("attribution") if getattr(get_registry().get_class("attribution", n), "supports_units", False)]
+    name, options = parse_method_spec(spec)
+    attribution = get_attribution(name, **options)
+    if not getattr(attribution, "supports_units", False):
+        registry = get_registry()
+        names = registry.names("attribution")
+        units = [n for n in names if getattr(registry.get_class("attribution", n), "supports_units", False)]
+        if "captum" in names:  # the adapter projects units with Captum's Neuron* classes
+            units.append("captum:NeuronDeconvolution")
         raise CapabilityError(
-            f"attribution {name!r} cannot project units (supports_units is False), so it cannot draw feature maps",
+            f"attribution {spec!r} cannot project units (supports_units is False), so it cannot draw feature maps",
             f"use --method with one of: {', '.join(units) or 'none installed'}",
         )
-    return get_attribution(name)
+    return attribution
 
 
 def default_out_dir(method: str, metric: str, base: str | os.PathLike | None = None) -> Path:
     """A new folder ``interp-runs/<UTC timestamp>-<method>-<metric>`` (never an existing one)."""
     root = Path(base) if base is not None else Path.cwd() / RUNS_DIR
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    method, metric = _safe(method), _safe(metric)  # a spec may hold ':', '=', ',' and '('
     candidate = root / f"{stamp}-{method}-{metric}"
     suffix = 2
     while candidate.exists():
@@ -172,7 +188,8 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     ``results.json`` holds, plus ``out`` (the folder).
     """
     from .hooks import resolve_layer
-    from .registry import get_dataset, get_model, get_registry, get_unit_metric
+    from .options import open_dataset
+    from .registry import get_model, get_registry, get_unit_metric
     from .visualize import even_indices
 
     started = time.perf_counter()
@@ -186,8 +203,7 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):  # seed the build without touching the caller's RNG
         torch.manual_seed(config.seed)
         model = get_model(config.model, weights=config.weights)
-    dataset_options = {"data_root": config.data_root} if config.data_root else {}
-    dataset = get_dataset(config.dataset, **dataset_options)
+    dataset = open_dataset(config.dataset, config.data_root, config.dataset_options)
     layers = list(config.layers) if config.layers else list(model.layers)
     for layer in layers:
         resolve_layer(model.module, layer)
@@ -201,6 +217,7 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
         "weights_sha256": _weights_fingerprint(model),
         "dataset": config.dataset,
         "data_root": None if config.data_root is None else os.path.abspath(config.data_root),
+        "dataset_options": to_jsonable(config.dataset_options),
         "top_k": config.top_k,
     }
     timings: dict[str, float] = {}
@@ -238,6 +255,7 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
         "dataset": {
             "name": config.dataset,
             "data_root": meta["data_root"],
+            "options": meta["dataset_options"],
             "images": int(len(scan)),
             "of": int(len(dataset)),
             "limit": config.limit,
@@ -260,8 +278,6 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     }
     write_outputs(out, results)
     timings["total_s"] = time.perf_counter() - started
-    from .io import write_json
-
     write_json(out / RESULTS_FILE, results)  # last: a results.json means a finished run
     results["out"] = str(out)
     return results
@@ -269,7 +285,6 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
 
 def write_outputs(out: Path, results: dict[str, Any]) -> None:
     """scores.csv, mapping.md and report.html (atomically)."""
-    from .io import write_text
     from .report import render_html, render_mapping_markdown
 
     write_text(out / "scores.csv", scores_csv(results["scores"]))

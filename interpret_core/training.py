@@ -640,12 +640,9 @@ def _summarise(folds: list[dict[str, Any]], class_names: list[str]) -> dict[str,
 
 
 def _open_dataset(config: TrainConfig) -> Dataset:
-    from .registry import get_dataset
+    from .options import open_dataset
 
-    options: dict[str, Any] = dict(config.dataset_options)
-    if config.data_root is not None:
-        options["data_root"] = config.data_root
-    return get_dataset(config.dataset, **options)
+    return open_dataset(config.dataset, config.data_root, config.dataset_options)
 
 
 def train(

@@ -255,6 +255,16 @@ def class_overlays(
     tiles: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     class_names = list(model.class_names)
+    # A sample's emotion indexes the data set's classes, which may differ from the
+    # model's (e.g. a 7-class data set with an 8-class model): map them by name.
+    dataset_names = list(dataset.class_names)
+    model_index = {name: i for i, name in enumerate(class_names)}
+
+    def model_class(emotion: int | None) -> int | None:
+        if emotion is None or not 0 <= emotion < len(dataset_names):
+            return None
+        return model_index.get(dataset_names[emotion])
+
     for begin in range(0, len(indices), batch_size):
         chunk = [int(i) for i in indices[begin : begin + batch_size]]
         samples = [dataset[i] for i in chunk]
@@ -265,7 +275,7 @@ def class_overlays(
         if target == "predicted":
             targets = predicted
         elif target == "label":
-            labels = [s.emotion if s.emotion is not None and 0 <= s.emotion < len(class_names) else None for s in samples]
+            labels = [model_class(s.emotion) for s in samples]
             targets = torch.tensor([p if l is None else l for l, p in zip(labels, predicted.tolist())])
         else:
             t = int(target)
@@ -290,13 +300,14 @@ def class_overlays(
                 )
             )
             label = samples[n].emotion
+            label_name = dataset_names[label] if label is not None and 0 <= label < len(dataset_names) else None
             rows.append(
                 {
                     "index": index,
                     "target": int(targets[n]),
                     "class": class_names[int(targets[n])],
                     "predicted": class_names[int(predicted[n])],
-                    "label": None if label is None or not 0 <= label < len(class_names) else class_names[label],
+                    "label": label_name,
                 }
             )
     return tiles, rows

@@ -453,7 +453,7 @@ def test_plugin_modules_do_not_import_torch():
     code = (
         "import sys\n"
         "import interp_attributions.plugin, interp_attributions.backprop\n"
-        "import interp_attributions.captum_methods, interp_attributions.options\n"
+        "import interp_attributions.captum_methods, interpret_core.options\n"
         "import interpret_core.receptive_field, interpret_core.visualize\n"
         "import interpret_core.cli.visualize_cmd\n"
         "assert 'torch' not in sys.modules and 'captum' not in sys.modules, 'torch imported'\n"

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from interpret_core import CapabilityError, UsageError, get_attribution, get_model
 from interpret_core.errors import UnknownNameError
 from interp_attributions.captum_methods import baseline_tensor, last_conv_layer
-from interp_attributions.options import coerce_value, parse_method_spec
+from interpret_core.options import parse_method_spec
 
 captum_attr = pytest.importorskip("captum.attr")
 
@@ -124,21 +124,6 @@ def test_adapter_errors(net, x):
         get_attribution("saliency").attribute_units(net, x, "conv1", [0])
     with pytest.raises(UnknownNameError):
         _get("deconvolution")
-
-
-def test_parse_method_spec_and_values():
-    assert parse_method_spec("deconv") == ("deconv", {})
-    assert parse_method_spec(" guided-backprop:max_batch=64 ") == ("guided-backprop", {"max_batch": 64})
-    assert parse_method_spec("captum:Saliency") == ("captum", {"algorithm": "Saliency"})
-    assert parse_method_spec("captum:NoiseTunnel(IntegratedGradients),nt_type=smoothgrad_sq,nt_samples=10,stdevs=0.1") == (
-        "captum",
-        {"algorithm": "NoiseTunnel(IntegratedGradients)", "nt_type": "smoothgrad_sq", "nt_samples": 10, "stdevs": 0.1},
-    )
-    assert parse_method_spec("occlusion:window=12x8,baseline=zero") == ("occlusion", {"window": (12, 8), "baseline": "zero"})
-    assert [coerce_value(v) for v in ("3", "0.5", "true", "None", "text")] == [3, 0.5, True, None, "text"]
-    for bad in ("", "Deconv", "captum:", "captum:steps=3", "deconv:max_batch"):
-        with pytest.raises(UsageError):
-            parse_method_spec(bad)
 
 
 def test_baselines(x):

@@ -54,8 +54,8 @@ class FakeFaces(Dataset):
     name = "test-bench-faces"
     has_au_masks = True
 
-    def __init__(self, data_root=None):
-        rng = np.random.default_rng(0)
+    def __init__(self, data_root=None, seed=0):
+        rng = np.random.default_rng(seed)
         self.images = rng.random((12, 16, 16)).astype(np.float32)
 
     @property
@@ -252,7 +252,24 @@ def test_bench_errors_are_clear(stand_ins, tmp_path, capsys):
     assert main(_bench(tmp_path / "d", "test-bench-gradient", extra=["--metric-option", "deletion.colour=red"])) == 2
     assert "colour" in capsys.readouterr().err
     assert main(_bench(tmp_path / "e", "test-bench-gradient", extra=["--metric-option", "deletion"])) == 2
+    assert main(_bench(tmp_path / "g", "test-bench-gradient", extra=["--dataset-option", "colour=1"])) == 2
+    assert "colour" in capsys.readouterr().err
+    assert main(_bench(tmp_path / "h", "test-bench-gradient", extra=["--dataset-option", "seed"])) == 2
+    assert "--dataset-option 'seed'" in capsys.readouterr().err
     assert main(_bench(tmp_path / "f", "test-bench-gradient", extra=["--limit", "0"])) == 2
+
+
+def test_bench_dataset_options_reach_the_data_set(stand_ins, tmp_path, capsys):
+    results = []
+    for seed in ("0", "1"):
+        args = _bench(tmp_path / seed, "test-bench-gradient", metrics="au-pointing-game",
+                      extra=["--no-baselines", "--dataset-option", f"seed={seed}"])
+        assert main(args) == 0, capsys.readouterr().err
+        results.append(json.loads(capsys.readouterr().out))
+    assert [r["config"]["dataset_options"] for r in results] == [{"seed": 0}, {"seed": 1}]
+    # Other images (seed 1), so another data hash and other scores.
+    assert results[0]["config"]["key"] != results[1]["config"]["key"]
+    assert results[0]["methods"][0]["cells"]["au-pointing-game"]["mean"] != results[1]["methods"][0]["cells"]["au-pointing-game"]["mean"]
 
 
 def test_bench_table_output(stand_ins, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import types
@@ -21,32 +22,35 @@ class NoUnits(Attribution):
         raise NotImplementedError
 
 
+@contextlib.contextmanager
+def _registered(plugin_name: str, **hooks: list[type]):
+    """Register ``classes`` under each hook (``interp_register_datasets=[...]``) for the ``with`` block."""
+    plugin = types.SimpleNamespace()
+    for hook, classes in hooks.items():
+        def register_all(register, classes=classes):
+            for cls in classes:
+                register(cls)
+
+        setattr(plugin, hook, hookimpl(register_all))
+    registry = get_registry()
+    assert registry.register_plugin(plugin, plugin_name)
+    try:
+        yield
+    finally:
+        registry.unregister_plugin(plugin_name)
+
+
 @pytest.fixture()
 def planted_plugin():
     from interp_metrics.planted import PlantedDataset, PlantedModel, UnitMaxGradient
 
-    plugin = types.SimpleNamespace()
-
-    @hookimpl
-    def interp_register_datasets(register):
-        register(PlantedDataset)
-
-    @hookimpl
-    def interp_register_models(register):
-        register(PlantedModel)
-
-    @hookimpl
-    def interp_register_attributions(register):
-        register(UnitMaxGradient)
-        register(NoUnits)
-
-    plugin.interp_register_datasets = interp_register_datasets
-    plugin.interp_register_models = interp_register_models
-    plugin.interp_register_attributions = interp_register_attributions
-    registry = get_registry()
-    assert registry.register_plugin(plugin, "test-au-planted")
-    yield
-    registry.unregister_plugin("test-au-planted")
+    with _registered(
+        "test-au-planted",
+        interp_register_datasets=[PlantedDataset],
+        interp_register_models=[PlantedModel],
+        interp_register_attributions=[UnitMaxGradient, NoUnits],
+    ):
+        yield
 
 
 PLANTED_ARGS = ["run", "--method", "unit-max-gradient", "--metric", "au-distance", "--model", "planted-aus-net",
@@ -201,23 +205,52 @@ def test_run_with_a_third_party_unit_metric(planted_plugin, tmp_path, capsys):
                 rows += [{"layer": layer, "unit": u, "concept": "AU1", "score": float(g)} for u, g in enumerate(gap)]
             return UnitMetricResult(scores=rows)
 
-    plugin = types.SimpleNamespace()
-
-    @hookimpl
-    def interp_register_unit_metrics(register):
-        register(MeanActivationGap)
-
-    plugin.interp_register_unit_metrics = interp_register_unit_metrics
-    registry = get_registry()
-    assert registry.register_plugin(plugin, "test-au-third-party-metric")
-    try:
-        out = tmp_path / "tp"
+    out = tmp_path / "tp"
+    with _registered("test-au-third-party-metric", interp_register_unit_metrics=[MeanActivationGap]):
         args = ["run", "--method", "unit-max-gradient", "--metric", "mean-gap-standin", "--model", "planted-aus-net",
                 "--dataset", "planted-aus", "--layers", "act1", "--out", str(out), "--json"]
         assert main(args) == 0, capsys.readouterr().err
-    finally:
-        registry.unregister_plugin("test-au-third-party-metric")
     results = json.loads((out / "results.json").read_text())
     assert [(r["au"], r["layer"], r["unit"]) for r in results["mapping"]] == [(1, "act1", 0)]
     assert results["scores"][0]["au"] == 1 and results["scores"][0]["distance"] == results["scores"][0]["score"]
     assert results["mapping"][0]["figures"] and "AU1" in (out / "report.html").read_text()
+
+
+def test_run_takes_method_specs_and_dataset_options(planted_plugin, tmp_path, monkeypatch, capsys):
+    """`--method NAME:key=value` is parsed, units are checked on the instance, the spec is recorded."""
+    from interp_metrics.planted import UnitMaxGradient
+
+    class OptionalUnits(UnitMaxGradient):
+        """Projects units only when asked to (like the Captum adapter, whose class decides per instance)."""
+
+        name = "optional-units-standin"
+        supports_units = False
+
+        def __init__(self, units: bool = False):
+            super().__init__()
+            self.supports_units = units
+
+    monkeypatch.chdir(tmp_path)
+    base = ["run", "--metric", "au-distance", "--model", "planted-aus-net", "--dataset", "planted-aus", "--top-k", "4",
+            "--layers", "act1", "--option", "min_images=5"]
+    with _registered("test-run-optional-units", interp_register_attributions=[OptionalUnits]):
+        assert main(base + ["--method", "optional-units-standin", "--out", "refused"]) == 2
+        err = capsys.readouterr().err
+        assert "cannot project units" in err and "unit-max-gradient" in err
+        assert main(base + ["--method", "optional-units-standin:colour=red", "--out", "refused"]) == 2
+        assert "colour" in capsys.readouterr().err
+        assert main(base + ["--method", "unit-max-gradient", "--dataset-option", "count", "--out", "refused"]) == 2
+        assert "--dataset-option 'count'" in capsys.readouterr().err
+        assert not (tmp_path / "refused").exists()
+
+        spec = "optional-units-standin:units=true"
+        assert main(base + ["--method", spec, "--dataset-option", "count=120", "--json"]) == 0, capsys.readouterr().err
+    printed = json.loads(capsys.readouterr().out)
+    (out,) = (tmp_path / "interp-runs").iterdir()
+    assert out.name.endswith("-optional-units-standin-units-true-au-distance")  # no ':' or '=' in the folder name
+    results = json.loads((out / "results.json").read_text())
+    assert results == {k: v for k, v in printed.items() if k != "out"}
+    assert results["method"] == spec
+    assert results["dataset"]["images"] == results["dataset"]["of"] == 120 and results["dataset"]["options"] == {"count": 120}
+    assert results["mapping"] and all(len(row["figures"]) == 2 for row in results["mapping"])
+    assert spec in (out / "report.html").read_text()

@@ -116,6 +116,24 @@ def test_cli_class_overlays_and_errors(synthfacs_root, tmp_path, capsys):
     assert code == 2 and "out of range" in capsys.readouterr().err
     code = main(["visualize", "--units", "1,x", "--layer", "conv1", "--out", str(tmp_path / "z")])
     assert code == 2 and "not a unit number" in capsys.readouterr().err
+    code = main(["visualize", "--dataset-option", "colour=1", "--data-root", str(synthfacs_root), "--out", str(tmp_path / "w")])
+    assert code == 2 and "colour" in capsys.readouterr().err
+
+
+def test_cli_dataset_options_reach_the_data_set(synthfacs_root, tmp_path, capsys):
+    out = tmp_path / "no-neutral"
+    every = len(get_dataset("synthfacs", data_root=synthfacs_root))
+    emotional = len(get_dataset("synthfacs", data_root=synthfacs_root, include_neutral=False))
+    assert emotional < every
+    code = main([
+        "visualize", "--method", "deconv", "--data-root", str(synthfacs_root), "--dataset-option", "include_neutral=false",
+        "--limit", "2", "--out", str(out), "--json",
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["dataset"]["options"] == {"include_neutral": False} and len(summary["images"]) == 2
+    assert f"(2 of {emotional} images)" in captured.err
 
 
 def test_unit_grids_use_the_scan_ranking(synthfacs_root, model):
@@ -148,3 +166,22 @@ def test_tiles_crop_the_receptive_field():
     assert list(even_indices(10, 4)) == [0, 3, 6, 9] and len(even_indices(5, None)) == 5
     with pytest.raises(UsageError):
         even_indices(10, 0)
+
+
+def test_label_targets_map_dataset_classes_to_model_classes_by_name(synthfacs_root, tmp_path, capsys):
+    # A 7-class data set (no neutral) explained by the 8-class model: labels are matched by name.
+    out = tmp_path / "labels"
+    code = main([
+        "visualize", "--method", "saliency", "--data-root", str(synthfacs_root),
+        "--dataset-option", "include_neutral=false", "--limit", "4", "--target", "label", "--out", str(out), "--json",
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    dataset = get_dataset("synthfacs", data_root=synthfacs_root, include_neutral=False)
+    assert "neutral" not in dataset.class_names
+    rows = json.loads(captured.out)["images"]
+    assert len(rows) == 4
+    for row in rows:
+        expected = dataset.class_names[dataset[row["index"]].emotion]
+        assert row["label"] == expected
+        assert row["class"] == expected  # the explained class is the labelled emotion, not its neighbour

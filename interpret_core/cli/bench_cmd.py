@@ -16,6 +16,7 @@ def bench_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="A .safetensors file from `interp train` (default: the model's shipped weights)."),
     dataset: str = typer.Option("synthfacs", "--dataset", help="Dataset plugin name (synthfacs, ckplus, ...)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="The data set's root folder (synthfacs: default set in the cache)."),
+    dataset_option: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE option for the dataset plugin (repeatable), e.g. protocol=peak or include_neutral=false."),
     limit: int = typer.Option(64, "--limit", help="Number of images, drawn with --seed, stratified over classes."),
     seed: int = typer.Option(0, "--seed", help="Seed of the image selection."),
     out: Optional[str] = typer.Option(None, "--out", help="Output folder (default ./interp-runs/bench-<model>-<dataset>-<hash>; re-runs resume in it)."),
@@ -31,6 +32,7 @@ def bench_command(
     new method only computes its own cells.
     """
     from ..bench import BenchConfig, parse_method_list, parse_metric_options, parse_names, render_table, run_bench
+    from ..options import parse_options
     from ..progress import progress_bar
 
     config = BenchConfig(
@@ -40,6 +42,7 @@ def bench_command(
         weights=weights,
         dataset=dataset,
         data_root=data_root,
+        dataset_options=parse_options(dataset_option, where="--dataset-option", example="include_neutral=false"),
         limit=limit,
         seed=seed,
         out=out,

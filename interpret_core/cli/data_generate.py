@@ -15,7 +15,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import UsageError
-from .options import parse_options
+from ..options import open_dataset, parse_options
 from .output import emit, info
 
 #: Data set plugins this command can generate, and the function that does it.
@@ -210,12 +210,7 @@ def preview_command(
     if not 1 <= scale <= 16:
         raise UsageError(f"--scale must be from 1 to 16, got {scale}", "e.g. --scale 4")
     _check_png_out(out)
-    from ..registry import get_dataset
-
-    options = parse_options(option)
-    if data_root is not None:
-        options["data_root"] = data_root
-    data = get_dataset(dataset, **options)
+    data = open_dataset(dataset, data_root, parse_options(option))
     result = preview(data, out, count=count, seed=seed, scale=scale)
     info(f"wrote {result['width']}x{result['height']} preview of {len(result['samples'])} samples to {out}")
 

@@ -82,8 +82,7 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a report."),
 ) -> None:
     """Read a data set, decode every image the protocol uses, and report counts and problems."""
-    from ..registry import get_dataset
-    from .options import parse_options
+    from ..options import open_dataset, parse_options
 
     # Only options the user changed: a third-party data set need not take them.
     options: dict[str, Any] = parse_options(option)
@@ -93,15 +92,13 @@ def inspect_command(
         options["size"] = size
     if strict:
         options["strict"] = True
-    if data_root is not None:
-        options["data_root"] = str(data_root)
     logger = logging.getLogger("interp.datasets")
     handler = _WarnHandler(logging.WARNING)
     logger.addHandler(handler)
     propagate = logger.propagate
     logger.propagate = False
     try:
-        data = get_dataset(dataset, **options)
+        data = open_dataset(dataset, data_root, options)
         from_cache = bool(getattr(data, "_decoded", None) is not None and len(data) and data._decoded.all())
         start = time.perf_counter()
         if hasattr(data, "decode_all"):

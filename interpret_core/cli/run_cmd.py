@@ -13,7 +13,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import UsageError
-from .options import parse_options, split_list
+from ..options import parse_options, split_list
 from .output import emit, info
 
 
@@ -46,12 +46,17 @@ def _render(results: dict[str, Any]):
 
 
 def run_command(
-    method: str = typer.Option("deconv", "--method", help="Attribution that draws the mapped units (needs unit projections)."),
+    method: str = typer.Option(
+        "deconv", "--method",
+        help="Attribution method spec that draws the mapped units (needs unit projections), e.g. deconv, "
+        "guided-backprop:max_memory_mb=128, captum:NeuronDeconvolution.",
+    ),
     metric: str = typer.Option("au-distance", "--metric", help="Unit metric that scores (layer, unit, AU)."),
     model: str = typer.Option("fer-cnn", "--model", help="Model plugin name."),
     weights: Optional[str] = typer.Option(None, "--weights", help="A .safetensors file from `interp train` (default: the model's shipped weights)."),
     dataset: str = typer.Option("synthfacs", "--dataset", help="Data set plugin name."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Data set folder (default: the plugin's default set)."),
+    dataset_option: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE option for the dataset plugin (repeatable), e.g. protocol=peak or include_neutral=false."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: every layer the model lists)."),
     top_k: int = typer.Option(9, "--top-k", help="Images drawn per mapped unit."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use N images spread evenly over the data set."),
@@ -73,6 +78,7 @@ def run_command(
         weights=weights,
         dataset=dataset,
         data_root=data_root,
+        dataset_options=parse_options(dataset_option, where="--dataset-option", example="include_neutral=false"),
         layers=split_list(layers),
         top_k=top_k,
         limit=limit,

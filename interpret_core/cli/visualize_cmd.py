@@ -71,6 +71,7 @@ def visualize_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="A .safetensors file from `interp train` (default: the model's shipped weights)."),
     dataset: str = typer.Option("synthfacs", "--dataset", help="Data set plugin name."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Data set folder (default: the plugin's default set)."),
+    dataset_option: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE option for the dataset plugin (repeatable), e.g. protocol=peak or include_neutral=false."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Rank N images spread evenly over the data set (class-level: draw N images; default 16)."),
     target: str = typer.Option("predicted", "--target", help="Class-level target: predicted, label, or a class index."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass of the ranking scan."),
@@ -83,10 +84,9 @@ def visualize_command(
     """Draw what units detect (Zeiler-Fergus grids) or where classes look (overlays)."""
     import torch
 
-    from interp_attributions.options import parse_method_spec, parse_options
-
+    from ..options import open_dataset, parse_method_spec, parse_options
     from ..progress import progress_bar
-    from ..registry import get_attribution, get_dataset, get_model
+    from ..registry import get_attribution, get_model
     from ..visualize import even_indices, write_visualization
 
     if top_k < 1:
@@ -94,7 +94,8 @@ def visualize_command(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 64")
     name, method_options = parse_method_spec(method)
-    method_options.update(parse_options(option, where="--option"))
+    method_options.update(parse_options(option, where="--option", example="max_batch=256"))
+    dataset_options = parse_options(dataset_option, where="--dataset-option", example="include_neutral=false")
     unit_list = _parse_units(units)
     if units is not None and layer is None:
         raise UsageError("--units needs --layer", "e.g. --layer conv2 --units 0,1,2")
@@ -108,7 +109,7 @@ def visualize_command(
     attribution = get_attribution(name, **method_options)
     torch.manual_seed(seed)
     net = get_model(model, weights=weights)
-    data = get_dataset(dataset, **({"data_root": data_root} if data_root else {}))
+    data = open_dataset(dataset, data_root, dataset_options)
     if layer is not None:
         indices = even_indices(len(data), limit)
     else:
@@ -133,7 +134,7 @@ def visualize_command(
             progress=progress,
             meta={
                 "model": {"name": model, "weights": weights, "trained": net.card is not None, "seed": seed},
-                "dataset": {"name": dataset, "data_root": data_root, "images": int(len(indices))},
+                "dataset": {"name": dataset, "data_root": data_root, "options": dataset_options, "images": int(len(indices))},
             },
             resume=resume,
         )

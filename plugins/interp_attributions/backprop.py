@@ -54,11 +54,11 @@ class _RectifierMethod(Attribution):
         **options: Any,
     ):
         super().__init__(**options)
-        from .options import coerce_value
+        from interpret_core.options import parse_value
 
         # Options may arrive as strings from the command line (-o crop=false).
         max_batch, max_memory_mb, crop, scale, check = (
-            coerce_value(v) if isinstance(v, str) else v for v in (max_batch, max_memory_mb, crop, scale, check)
+            parse_value(v) if isinstance(v, str) else v for v in (max_batch, max_memory_mb, crop, scale, check)
         )
         if not isinstance(crop, bool) or not isinstance(check, bool):
             raise UsageError(f"{self.name}: crop and check take true or false", "e.g. -o crop=false")

@@ -46,8 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from interpret_core.errors import CapabilityError, InterpError, UsageError
 from interpret_core.interfaces import Attribution
-
-from .options import coerce_value
+from interpret_core.options import parse_value
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -186,7 +185,7 @@ class CaptumMethod(Attribution):
         # against the Captum signatures instead.
         Attribution.__init__(self)
         algorithm = options.pop("algorithm", None) or type(self).algorithm
-        options = {ALIASES.get(k, k): (coerce_value(v) if isinstance(v, str) else v) for k, v in options.items()}
+        options = {ALIASES.get(k, k): (parse_value(v) if isinstance(v, str) else v) for k, v in options.items()}
         match = _EXPRESSION.match(str(algorithm))
         if not match:
             raise UsageError(
