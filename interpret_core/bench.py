@@ -715,7 +715,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     config, images = result["config"], result["images"]
     notes = [
         "",
-        f"Model `{config['model']}` (weights sha256 `{config['model_sha256'][:12]}`), data set `{config['dataset']}`, "
+        f"Model `{config['model']}` (state-dict sha256 `{config['model_sha256'][:12]}`), data set `{config['dataset']}`, "
         f"{images['n']} images (seed {config['seed']}, stratified over classes; {images['n_with_masks']} with AU masks "
         f"score the localisation metrics). Target: the predicted class"
         + (f" (accuracy on these images {images['accuracy_on_selection']:.3f})." if images.get("accuracy_on_selection") is not None else "."),
