@@ -282,9 +282,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
         status("loading model and data")
     # Seeded, so that a model without trained weights is at least the same
     # network on every run (and its cells can be reused).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = get_model(config.model, weights=config.weights)
+    model = get_model(config.model, weights=config.weights, seed=config.seed)
     if model.card is None and warn:
         warn(
             f"model {config.model!r} has no trained weights (random initialisation, seed {config.seed}); "

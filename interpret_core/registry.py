@@ -308,13 +308,14 @@ def get_dataset(name: str, **options: Any) -> Dataset:
     return _instantiate("dataset", name, options)
 
 
-def get_model(name: str, weights: str | os.PathLike | None = None, **options: Any) -> Model:
+def get_model(name: str, weights: str | os.PathLike | None = None, seed: int = 0, **options: Any) -> Model:
     """Instantiate model ``name``, load ``weights`` (or its shipped default), eval mode.
 
     ``weights`` is a ``.safetensors`` file with its model card beside it
     (same stem, ``.json``). Without ``weights`` the plugin's shipped default
     weights are loaded if it has any; otherwise the model stays untrained
-    (``model.card is None``).
+    (``model.card is None``), initialised from ``seed`` so that the same seed
+    gives the same network. The caller's torch RNG state is left untouched.
     """
     from .weights import default_weights_path, load_weights_into, read_card
 
@@ -333,7 +334,11 @@ def get_model(name: str, weights: str | os.PathLike | None = None, **options: An
         options = dict(options)
         options.setdefault("class_names", list(architecture["class_names"]))
         options.setdefault("input_size", tuple(architecture["input_size"]))
-    model: Model = cls(**options)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model: Model = cls(**options)
     load_weights_into(model, weights)
     model.module.eval()
     return model

@@ -198,11 +198,7 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     metric = get_unit_metric(config.metric, **dict(config.metric_options))
     if config.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {config.top_k}", "pass e.g. --top-k 9")
-    import torch
-
-    with torch.random.fork_rng(devices=[]):  # seed the build without touching the caller's RNG
-        torch.manual_seed(config.seed)
-        model = get_model(config.model, weights=config.weights)
+    model = get_model(config.model, weights=config.weights, seed=config.seed)
     dataset = open_dataset(config.dataset, config.data_root, config.dataset_options)
     layers = list(config.layers) if config.layers else list(model.layers)
     for layer in layers:

@@ -288,3 +288,18 @@ def test_the_shipped_default_model(synthfacs_root):
         predicted = model.module(model.to_input(images)).argmax(1).numpy()
     labelled = emotions >= 0
     assert np.mean(predicted[labelled] == emotions[labelled]) > 0.7
+
+
+def test_untrained_model_is_seeded_and_leaves_the_callers_rng_alone():
+    import torch
+
+    from interpret_core import get_model
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first = get_model("fer-resnet").module.state_dict()
+    assert torch.equal(torch.random.get_rng_state(), before)
+    again = get_model("fer-resnet").module.state_dict()
+    other = get_model("fer-resnet", seed=1).module.state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first if first[k].is_floating_point())

@@ -107,8 +107,8 @@ def visualize_command(
             raise UsageError(f"--target {target!r} is not predicted, label or a class index", "e.g. --target predicted") from None
 
     attribution = get_attribution(name, **method_options)
-    torch.manual_seed(seed)
-    net = get_model(model, weights=weights)
+    torch.manual_seed(seed)  # later random draws (e.g. noise tunnels) repeat too
+    net = get_model(model, weights=weights, seed=seed)
     data = open_dataset(dataset, data_root, dataset_options)
     if layer is not None:
         indices = even_indices(len(data), limit)
