@@ -75,7 +75,7 @@ class TrainConfig:
         model: model plugin name.
         dataset: dataset plugin name.
         data_root: the data set's folder (None: the plugin's default).
-        dataset_options: options for the dataset plugin (e.g. ``{"include_neutral": "false"}``
+        dataset_options: options for the dataset plugin (e.g. ``{"include_neutral": False}``
             for the 7-class CK+ protocol).
         subjects: use only the first ``subjects`` subject ids (sorted), for quick runs; None: all.
         folds: k of the subject-independent k-fold cross-validation.
@@ -97,7 +97,7 @@ class TrainConfig:
     model: str = "fer-cnn"
     dataset: str = "synthfacs"
     data_root: str | None = None
-    dataset_options: dict[str, str] = dataclasses.field(default_factory=dict)
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     subjects: int | None = None
     folds: int = 10
     epochs: int = 12

@@ -289,3 +289,20 @@ def test_subject_subset_and_per_sample_fallback(tmp_path):
     assert "--subjects 4" in metrics["command"]
     with pytest.raises(UsageError, match="--subjects 9"):
         train(TrainConfig(folds=2, subjects=9), tmp_path / "x", dataset=FakeFaces())
+
+
+def test_dataset_options_are_parsed_like_every_other_command_and_round_trip(capsys, tmp_path):
+    from interpret_core.cli import main
+    from interpret_core.options import parse_options
+    from interpret_core.training import TrainConfig
+
+    assert main(["train", "--model", "fer-cnn", "--dataset", "synthfacs", "--dataset-option", "include-neutral", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset-option 'include-neutral' is not key=value" in err and "include_neutral=false" in err
+
+    options = parse_options(["include_neutral=false", "size=48"], "--dataset-option")
+    assert options == {"include_neutral": False, "size": 48}
+    command = TrainConfig(model="fer-cnn", dataset="synthfacs", dataset_options=options).command(tmp_path)
+    words = command.split()
+    again = [words[i + 1] for i, word in enumerate(words) if word == "--dataset-option"]
+    assert parse_options(again, "--dataset-option") == options

@@ -63,14 +63,9 @@ def train_command(
         from ..errors import UsageError
 
         raise UsageError("--resume and --overwrite contradict each other", "pass one of them")
-    dataset_options: dict[str, str] = {}
-    for item in dataset_option:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            from ..errors import UsageError
+    from ..options import parse_options
 
-            raise UsageError(f"--dataset-option {item!r} is not KEY=VALUE", "e.g. --dataset-option include_neutral=false")
-        dataset_options[key.strip()] = value.strip()
+    dataset_options = parse_options(dataset_option, "--dataset-option", "include_neutral=false")
     config = TrainConfig(
         model=model,
         dataset=dataset,
