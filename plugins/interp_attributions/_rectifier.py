@@ -209,6 +209,17 @@ class _Stop(Exception):
     """Raised by a hook to end the forward pass once the layer has its output."""
 
 
+def _run_until_stop(module: nn.Module, x: torch.Tensor, handles: list) -> None:
+    """Run ``module(x)``; a hook raising :class:`_Stop` ends it early. The hooks are always removed."""
+    try:
+        module(x)
+    except _Stop:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def forward_to(module: nn.Module, x: torch.Tensor, layer: str, stop: bool = True) -> torch.Tensor:
     """Run ``module`` on ``x`` until ``layer`` has produced its output; return that output.
 
@@ -227,13 +238,7 @@ def forward_to(module: nn.Module, x: torch.Tensor, layer: str, stop: bool = True
         if stop:
             raise _Stop
 
-    handle = target.register_forward_hook(hook)
-    try:
-        module(x)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
+    _run_until_stop(module, x, [target.register_forward_hook(hook)])
     if box["calls"] > 1:
         raise UsageError(
             f"layer {layer!r} ({type(target).__name__}) is called {box['calls']} times in one forward pass, "
@@ -489,14 +494,8 @@ def _entry_conv(module: nn.Module, sample: torch.Tensor) -> tuple[nn.Module | No
         raise _Stop
 
     handles = [m.register_forward_pre_hook(pre_hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            module(sample)
-    except _Stop:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad():
+        _run_until_stop(module, sample, handles)
     if "conv" not in box:
         found: tuple[nn.Module | None, bool] = (None, True)
     elif box["input"] is sample:
@@ -517,13 +516,7 @@ def _entry_input(module: nn.Module, entry: nn.Module, x: torch.Tensor) -> torch.
         box["input"] = args[0]
         raise _Stop
 
-    handle = entry.register_forward_pre_hook(pre_hook)
-    try:
-        module(x)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
+    _run_until_stop(module, x, [entry.register_forward_pre_hook(pre_hook)])
     return box["input"]
 
 
