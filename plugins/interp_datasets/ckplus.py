@@ -399,35 +399,29 @@ class CKPlusDataset(Dataset):
             self._problem(f"{IMAGES}/{folder}", "two frames share one frame number")
             return
         record = _Sequence(subject, sequence_id, folder, frames)
-        # Emotion: absent (or an empty folder) means unlabelled.
-        emotion_file = self._label_file(EMOTION, folder, "_emotion.txt")
-        if emotion_file is False:
-            return
-        if emotion_file:
+        # Emotion and FACS files label the peak frame; an absent file (or an
+        # empty folder) means unlabelled. A bad file skips the whole sequence.
+        labels = [(EMOTION, "_emotion.txt", read_emotion, "emotion", "emotion", "emotion_frame")]
+        if has_facs:
+            labels.append((FACS, "_facs.txt", read_facs, "FACS", "aus", "facs_frame"))
+        for subdir, suffix, reader, what, value_field, frame_field in labels:
+            label_file = self._label_file(subdir, folder, suffix)
+            if label_file is False:
+                return
+            if not label_file:
+                continue
             try:
-                record.emotion = read_emotion(self._path(emotion_file))
+                value = reader(self._path(label_file))
             except MalformedFile as exc:
-                self._problem(emotion_file, f"malformed emotion file: {exc}")
+                self._problem(label_file, f"malformed {what} file: {exc}")
                 return
-            record.emotion_frame = _label_frame(emotion_file) or frames[-1][0]
-            if record.emotion_frame not in numbers:
-                self._problem(emotion_file, f"names frame {record.emotion_frame}, which has no image")
+            frame = _label_frame(label_file) or frames[-1][0]
+            if frame not in numbers:
+                self._problem(label_file, f"names frame {frame}, which has no image")
                 return
-            record.label_files.append(emotion_file)
-        facs_file = self._label_file(FACS, folder, "_facs.txt") if has_facs else None
-        if facs_file is False:
-            return
-        if facs_file:
-            try:
-                record.aus = read_facs(self._path(facs_file))
-            except MalformedFile as exc:
-                self._problem(facs_file, f"malformed FACS file: {exc}")
-                return
-            record.facs_frame = _label_frame(facs_file) or frames[-1][0]
-            if record.facs_frame not in numbers:
-                self._problem(facs_file, f"names frame {record.facs_frame}, which has no image")
-                return
-            record.label_files.append(facs_file)
+            setattr(record, value_field, value)
+            setattr(record, frame_field, frame)
+            record.label_files.append(label_file)
         self._sequences.append(record)
 
     # -- protocol ------------------------------------------------------------------------
