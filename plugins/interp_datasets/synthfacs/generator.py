@@ -39,6 +39,7 @@ import numpy as np
 
 from interpret_core.errors import DataError, UsageError
 from interpret_core.interfaces import EMOTIONS
+from interpret_core.io import write_bytes
 from interpret_core.paths import cache_home
 
 from . import aus as au_stats
@@ -150,16 +151,12 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling and rename: a file is either complete or absent.
+    """Write one file of the release atomically.
 
     (No fsync per file: thousands of small files; the manifest, written last
     with :func:`interpret_core.io.write_json`, is the durable commit point.)
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    write_bytes(path, data, durable=False)
 
 
 # -- rendering a sequence ------------------------------------------------------------------
