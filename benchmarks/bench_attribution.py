@@ -75,7 +75,7 @@ def _captum_units(net, x, layer, rule="deconv"):
 def _unit_count(net, x, layer):
     import torch
 
-    from interpret_core.hooks import capture_outputs
+    from interpret_core.nn.hooks import capture_outputs
 
     with torch.no_grad(), capture_outputs(net, [layer]) as captured:
         net(x[:1])

@@ -71,7 +71,7 @@ def _plain_forward(model, images: np.ndarray, batch_size: int) -> None:
 
 
 def _scan_row(model, images: np.ndarray, repeats: int, batch_size: int = 64) -> dict:
-    from interpret_core.unit_analysis import scan_units
+    from interpret_core.analysis.unit_scan import scan_units
 
     data = _InMemory(images)
     baseline, ours = _paired_best(
@@ -140,8 +140,8 @@ def run(quick: bool = False) -> list[dict]:
         rows.append(_metric_row(model, dataset, repeats=1 if quick else 3))
 
         if not quick:
-            from interpret_core.run import RunConfig
-            from interpret_core.run import run as interp_run
+            from interpret_core.workflows.run import RunConfig
+            from interpret_core.workflows.run import run as interp_run
 
             started = time.perf_counter()
             results = interp_run(RunConfig(out=f"{tmp}/run"))

@@ -55,7 +55,7 @@ def _setup(images: int):
 
     from interp_datasets.synthfacs import generate
     from interpret_core import get_dataset, get_model
-    from interpret_core.bench import stratified_selection, union_mask
+    from interpret_core.workflows.bench import stratified_selection, union_mask
 
     root = tempfile.mkdtemp(prefix="bench-bench-")
     generate(root, subjects=6, seed=0)

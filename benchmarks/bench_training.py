@@ -50,7 +50,7 @@ def _step_rows(quick: bool) -> list[dict]:
     import torch.nn.functional as F
 
     import interpret_core
-    from interpret_core.training import augment_batch, class_weights
+    from interpret_core.workflows.training import augment_batch, class_weights
 
     rows = []
     batch = 32
@@ -100,14 +100,14 @@ def _step_rows(quick: bool) -> list[dict]:
 def _default_training_row() -> dict:
     import resource
 
-    from interpret_core.training import TrainConfig, train
+    from interpret_core.workflows.training import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         result = train(TrainConfig(model="fer-cnn", dataset="synthfacs", folds=10, seed=0), out, jobs=2)
         wall = time.perf_counter() - started
         # Reproducibility: the shipped default weights were made by this very recipe.
-        from interpret_core.weights import default_weights_path, read_card
+        from interpret_core.nn.weights import default_weights_path, read_card
 
         trained_sha = read_card(Path(out) / "model.safetensors")["weights"]["sha256"]
         shipped_sha = read_card(default_weights_path("interp_models:weights/fer-cnn.safetensors"))["weights"]["sha256"]

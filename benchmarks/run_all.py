@@ -184,7 +184,7 @@ def render_table(rows: list[dict], info: dict, quick: bool) -> str:
 def rewrite_doc(table: str, doc: Path = DOC) -> None:
     """Replace the text between the markers in ``doc`` (append a marked section if absent)."""
     sys.path.insert(0, str(ROOT))
-    from interpret_core.io import write_text
+    from interpret_core.util.io import write_text
 
     text = doc.read_text(encoding="utf-8") if doc.exists() else "# Performance\n"
     block = f"{START}\n{table}\n{END}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from .errors import (
+from interpret_core.api.errors import (
     CapabilityError,
     DataError,
     InterpError,
@@ -19,8 +19,8 @@ from .errors import (
     UsageError,
     WeightsError,
 )
-from .hookspecs import hookimpl
-from .interfaces import (
+from interpret_core.registry.hookspecs import hookimpl
+from interpret_core.api.interfaces import (
     EMOTIONS,
     Attribution,
     AttributionMetric,
@@ -31,7 +31,7 @@ from .interfaces import (
     UnitMetric,
     UnitMetricResult,
 )
-from .registry import (
+from interpret_core.registry.loader import (
     get_attribution,
     get_attribution_metric,
     get_dataset,

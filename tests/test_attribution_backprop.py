@@ -49,7 +49,7 @@ def _assert_matches_captum_units(method: str, net: nn.Module, x: torch.Tensor, l
 
 def _active_units(net: nn.Module, x: torch.Tensor, layer: str, count: int) -> list[int]:
     """A spread of units that fire on ``x`` (dead units of a trained net give all-zero maps)."""
-    from interpret_core.hooks import capture_outputs
+    from interpret_core.nn.hooks import capture_outputs
 
     with torch.no_grad(), capture_outputs(net, [layer]) as captured:
         net(x)
@@ -224,7 +224,7 @@ def test_class_level_matches_captum(method, fer_cnn, fer_resnet, faces):
 
 # -- the two rules really differ, and behave as the papers say --------------------------------
 def test_rules_differ_and_projections_stay_in_the_receptive_field(fer_cnn, faces):
-    from interpret_core.receptive_field import receptive_field
+    from interpret_core.nn.receptive_field import receptive_field
 
     unit = _active_units(fer_cnn, faces, "conv3", 1)
     deconv = get_attribution("deconv").attribute_units(fer_cnn, faces, "conv3", unit)
@@ -238,7 +238,7 @@ def test_rules_differ_and_projections_stay_in_the_receptive_field(fer_cnn, faces
     field = receptive_field(net, "conv3", (1, 36, 40))
     maps = get_attribution("deconv").attribute_units(net, x, "conv3", [1])
     with torch.no_grad():
-        from interpret_core.hooks import capture_outputs
+        from interpret_core.nn.hooks import capture_outputs
 
         with capture_outputs(net, ["conv3"]) as captured:
             net(x)
@@ -335,7 +335,7 @@ def test_scale_activation_multiplies_by_the_maximum(fer_cnn, faces):
     units = _active_units(fer_cnn, faces, "conv1", 2)
     one = get_attribution("deconv").attribute_units(fer_cnn, faces, "conv1", units)
     scaled = get_attribution("deconv", scale="activation").attribute_units(fer_cnn, faces, "conv1", units)
-    from interpret_core.hooks import capture_outputs
+    from interpret_core.nn.hooks import capture_outputs
 
     with torch.no_grad(), capture_outputs(fer_cnn, ["conv1"]) as captured:
         fer_cnn(faces)
@@ -453,8 +453,8 @@ def test_plugin_modules_do_not_import_torch():
     code = (
         "import sys\n"
         "import interp_attributions.plugin, interp_attributions.backprop\n"
-        "import interp_attributions.captum_methods, interpret_core.options\n"
-        "import interpret_core.receptive_field, interpret_core.visualize\n"
+        "import interp_attributions.captum_methods, interpret_core.registry.options\n"
+        "import interpret_core.nn.receptive_field, interpret_core.workflows.visualize\n"
         "import interpret_core.cli.visualize_cmd\n"
         "assert 'torch' not in sys.modules and 'captum' not in sys.modules, 'torch imported'\n"
     )

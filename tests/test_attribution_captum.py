@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from interpret_core import CapabilityError, UsageError, get_attribution, get_model
-from interpret_core.errors import UnknownNameError
+from interpret_core.api.errors import UnknownNameError
 from interp_attributions.captum_methods import baseline_tensor, last_conv_layer
-from interpret_core.options import parse_method_spec
+from interpret_core.registry.options import parse_method_spec
 
 captum_attr = pytest.importorskip("captum.attr")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from interpret_core.errors import CapabilityError, UsageError
-from interpret_core.receptive_field import receptive_field
+from interpret_core.api.errors import CapabilityError, UsageError
+from interpret_core.nn.receptive_field import receptive_field
 
 
 def _sequential(pool: type[nn.Module]) -> nn.Module:

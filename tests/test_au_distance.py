@@ -7,8 +7,8 @@ import pytest
 import scipy.stats
 
 from interpret_core import get_unit_metric
-from interpret_core.errors import CapabilityError, DataError, UsageError
-from interpret_core.unit_analysis import UnitScan
+from interpret_core.api.errors import CapabilityError, DataError, UsageError
+from interpret_core.analysis.unit_scan import UnitScan
 from interp_metrics.au_distance import AUDistance, au_presence
 from interp_metrics.planted import INVISIBLE_AU, SHADOW_AU, PlantedDataset, PlantedModel
 
@@ -16,7 +16,7 @@ from interp_metrics.planted import INVISIBLE_AU, SHADOW_AU, PlantedDataset, Plan
 @pytest.fixture(scope="module")
 def planted():
     model, data = PlantedModel(), PlantedDataset(count=240, seed=0)
-    from interpret_core.unit_analysis import scan_units
+    from interpret_core.analysis.unit_scan import scan_units
 
     return model, data, scan_units(model, data, model.layers, batch_size=64)
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import interpret_core
 from interpret_core import Attribution, AttributionMetric, Dataset, Model, Sample, hookimpl
-from interpret_core.bench import mean_ci, parse_metric_options, parse_names, stratified_selection
+from interpret_core.workflows.bench import mean_ci, parse_metric_options, parse_names, stratified_selection
 from interpret_core.cli import main
 
 torch.set_num_threads(1)
@@ -281,7 +281,7 @@ def test_bench_table_output(stand_ins, tmp_path, capsys):
 
 
 def test_all_methods_skips_those_that_fail(stand_ins, tmp_path):
-    from interpret_core.bench import BenchConfig, run_bench
+    from interpret_core.workflows.bench import BenchConfig, run_bench
 
     warnings = []
     result = run_bench(
@@ -329,7 +329,7 @@ def test_option_parsing():
 
 
 def test_method_lists_keep_options_with_their_method():
-    from interpret_core.bench import canonical_spec, parse_method_list
+    from interpret_core.workflows.bench import canonical_spec, parse_method_list
 
     assert parse_method_list("all") is None
     assert parse_method_list("deconv, occlusion:window=12,stride=6,captum:NoiseTunnel(Saliency,x),nt_samples=8,saliency") == [

@@ -9,7 +9,7 @@ import typer
 
 import interpret_core
 from interpret_core.cli import app, main
-from interpret_core.errors import DataError, UsageError
+from interpret_core.api.errors import DataError, UsageError
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interpret_core.errors import UsageError
-from interpret_core.io import atomic_open, read_json, write_json
-from interpret_core.splits import subject_kfold
+from interpret_core.api.errors import UsageError
+from interpret_core.util.io import atomic_open, read_json, write_json
+from interpret_core.analysis.splits import subject_kfold
 
 
 def test_subject_kfold_is_disjoint_covering_balanced_and_deterministic():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from interpret_core.registry import ENTRY_POINT_GROUP, Registry
+from interpret_core.registry.loader import ENTRY_POINT_GROUP, Registry
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-plugin"
 

@@ -14,7 +14,7 @@ from torch import nn
 import interpret_core
 from interpret_core import EMOTIONS, WeightsError, get_model
 from interpret_core.cli import main
-from interpret_core.weights import card_path, read_card, save_weights, sha256_file
+from interpret_core.nn.weights import card_path, read_card, save_weights, sha256_file
 
 MODELS = ["fer-cnn", "fer-resnet"]
 SEVEN = [name for name in EMOTIONS if name != "neutral"]
@@ -157,7 +157,7 @@ def test_mismatching_card_is_refused_naming_the_field(tmp_path, field, edit):
     _edit_card(path, edit)
     model = untrained("fer-cnn")
     with pytest.raises(WeightsError) as caught:
-        interpret_core.weights.load_weights_into(model, path)
+        interpret_core.nn.weights.load_weights_into(model, path)
     assert field in caught.value.message
     assert str(card_path(path)) in caught.value.message, "the message names the card file"
     assert caught.value.hint
@@ -267,7 +267,7 @@ def test_interp_models_json(capsys):
 
 def test_the_shipped_default_model(synthfacs_root):
     from interp_models.models import FerCNNModel
-    from interpret_core.weights import default_weights_path
+    from interpret_core.nn.weights import default_weights_path
 
     path = default_weights_path(FerCNNModel.default_weights)
     assert path is not None, "fer-cnn ships default weights"

@@ -1,4 +1,4 @@
-"""The one parser of ``key=value`` options and method specs (`interpret_core.options`)."""
+"""The one parser of ``key=value`` options and method specs (`interpret_core.registry.options`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from interpret_core import UsageError
-from interpret_core.errors import UnknownNameError
-from interpret_core.options import (
+from interpret_core.api.errors import UnknownNameError
+from interpret_core.registry.options import (
     open_dataset,
     parse_method_spec,
     parse_options,
@@ -118,5 +118,5 @@ def test_open_dataset_passes_root_and_options(synthfacs_root):
 
 
 def test_options_module_does_not_import_torch():
-    code = "import sys\nimport interpret_core.options\nassert 'torch' not in sys.modules\n"
+    code = "import sys\nimport interpret_core.registry.options\nassert 'torch' not in sys.modules\n"
     subprocess.run([sys.executable, "-c", code], check=True)

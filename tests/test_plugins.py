@@ -10,8 +10,8 @@ import pytest
 from plugin_dists import ATTRIBUTION_PLUGIN, make_dist
 
 import interpret_core
-from interpret_core.errors import PluginError, UnknownNameError
-from interpret_core.registry import KINDS, Registry
+from interpret_core.api.errors import PluginError, UnknownNameError
+from interpret_core.registry.loader import KINDS, Registry
 
 
 def _rows(registry: Registry, plugin: str) -> list[dict]:
@@ -192,7 +192,7 @@ def test_every_kind_has_a_documented_hook():
     hooks_doc = open("docs/writing-plugins.md", encoding="utf-8").read()
     for kind in KINDS.values():
         assert kind.hook in hooks_doc, f"{kind.hook} is not documented in docs/writing-plugins.md"
-        assert callable(getattr(interpret_core.hookspecs, kind.hook))
+        assert callable(getattr(interpret_core.registry.hookspecs, kind.hook))
 
 
 def test_builtin_plugins_register_through_the_entry_point_group():

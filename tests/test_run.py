@@ -12,7 +12,7 @@ import pytest
 
 from interpret_core import Attribution, hookimpl
 from interpret_core.cli import main
-from interpret_core.registry import get_registry
+from interpret_core.registry.loader import get_registry
 
 
 class NoUnits(Attribution):
@@ -195,7 +195,7 @@ def test_run_with_a_third_party_unit_metric(planted_plugin, tmp_path, capsys):
         name = "mean-gap-standin"
 
         def evaluate(self, model, dataset, layers, **kwargs):
-            from interpret_core.unit_analysis import scan_units
+            from interpret_core.analysis.unit_scan import scan_units
 
             scan = scan_units(model, dataset, layers)
             has = np.array([1 in s.aus for s in dataset])

@@ -1,4 +1,4 @@
-"""interpret_core.stats against direct scipy computations."""
+"""interpret_core.analysis.stats against direct scipy computations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from interpret_core import stats
+from interpret_core.analysis import stats
 
 
 def _data(seed=0, n=60, units=7, ties=True):

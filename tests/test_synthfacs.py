@@ -14,7 +14,7 @@ from interp_datasets.synthfacs import SynthFACSDataset, default_root, ensure_def
 from interp_datasets.synthfacs import generator as gen
 from interp_datasets.synthfacs.aus import SEQUENCE_EMOTIONS, ckplus_table
 from interp_datasets.synthfacs.face import Identity
-from interpret_core.errors import UsageError
+from interpret_core.api.errors import UsageError
 
 ENOTATION = r"\s+-?\d\.\d{7}e[+-]\d{2}"
 LANDMARK_ROW = re.compile(rf"^{ENOTATION}{ENOTATION}$")

@@ -10,7 +10,7 @@ import torch
 
 from interpret_core import EMOTIONS, Dataset, Sample, UsageError, get_model
 from interpret_core.cli import main
-from interpret_core.training import (
+from interpret_core.workflows.training import (
     TrainConfig,
     augment_batch,
     class_weights,
@@ -18,7 +18,7 @@ from interpret_core.training import (
     load_labelled_arrays,
     train,
 )
-from interpret_core.weights import sha256_file
+from interpret_core.nn.weights import sha256_file
 
 
 class FakeFaces(Dataset):
@@ -293,8 +293,8 @@ def test_subject_subset_and_per_sample_fallback(tmp_path):
 
 def test_dataset_options_are_parsed_like_every_other_command_and_round_trip(capsys, tmp_path):
     from interpret_core.cli import main
-    from interpret_core.options import parse_options
-    from interpret_core.training import TrainConfig
+    from interpret_core.registry.options import parse_options
+    from interpret_core.workflows.training import TrainConfig
 
     assert main(["train", "--model", "fer-cnn", "--dataset", "synthfacs", "--dataset-option", "include-neutral", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err

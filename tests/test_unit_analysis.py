@@ -1,13 +1,13 @@
-"""interpret_core.unit_analysis: the streaming max/argmax/top-k pass."""
+"""interpret_core.analysis.unit_scan: the streaming max/argmax/top-k pass."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from interpret_core.errors import DataError, UsageError
-from interpret_core.interfaces import Dataset, Model, Sample
-from interpret_core.unit_analysis import UnitScan, annotations, scan_units
+from interpret_core.api.errors import DataError, UsageError
+from interpret_core.api.interfaces import Dataset, Model, Sample
+from interpret_core.analysis.unit_scan import UnitScan, annotations, scan_units
 
 
 class TinyModel(Model):

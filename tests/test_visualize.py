@@ -1,4 +1,4 @@
-"""``interp visualize`` and interpret_core.visualize on fer-cnn and a small SynthFACS set."""
+"""``interp visualize`` and interpret_core.workflows.visualize on fer-cnn and a small SynthFACS set."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from PIL import Image
 
 from interpret_core import get_attribution, get_dataset, get_model
 from interpret_core.cli import main
-from interpret_core.errors import CapabilityError, UsageError
-from interpret_core.receptive_field import receptive_field
-from interpret_core.visualize import crop_window, even_indices, unit_grids, unit_tile
+from interpret_core.api.errors import CapabilityError, UsageError
+from interpret_core.nn.receptive_field import receptive_field
+from interpret_core.workflows.visualize import crop_window, even_indices, unit_grids, unit_tile
 
 
 def _links(page: Path) -> list[str]:
@@ -60,8 +60,8 @@ def test_cli_unit_grids(synthfacs_root, tmp_path, capsys):
 
 
 def test_cli_resume_reuses_scan_and_finished_units(synthfacs_root, tmp_path, capsys, monkeypatch):
-    import interpret_core.unit_analysis as unit_analysis
-    import interpret_core.visualize as visualize
+    import interpret_core.analysis.unit_scan as unit_analysis
+    import interpret_core.workflows.visualize as visualize
 
     out = tmp_path / "vis"
     args = [
@@ -137,7 +137,7 @@ def test_cli_dataset_options_reach_the_data_set(synthfacs_root, tmp_path, capsys
 
 
 def test_unit_grids_use_the_scan_ranking(synthfacs_root, model):
-    from interpret_core.unit_analysis import scan_units
+    from interpret_core.analysis.unit_scan import scan_units
 
     data = get_dataset("synthfacs", data_root=synthfacs_root)
     indices = even_indices(len(data), 30)

@@ -13,7 +13,7 @@ import traceback
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED, EXIT_RUNTIME, InterpError
+from interpret_core.api.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, InterpError
 
 app = typer.Typer(
     name="interp",
@@ -29,7 +29,7 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        from .. import __version__
+        from interpret_core import __version__
 
         sys.stdout.write(f"interp {__version__}\n")
         raise typer.Exit(0)

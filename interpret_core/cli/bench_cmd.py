@@ -31,9 +31,9 @@ def bench_command(
     command again reuses finished cells, so an interrupted bench resumes and a
     new method only computes its own cells.
     """
-    from ..bench import BenchConfig, parse_method_list, parse_metric_options, parse_names, render_table, run_bench
-    from ..options import parse_options
-    from ..progress import progress_bar
+    from interpret_core.workflows.bench import BenchConfig, parse_method_list, parse_metric_options, parse_names, render_table, run_bench
+    from interpret_core.registry.options import parse_options
+    from interpret_core.util.progress import progress_bar
 
     config = BenchConfig(
         methods=parse_method_list(methods),

@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..options import open_dataset, parse_options
+from interpret_core.api.errors import UsageError
+from interpret_core.registry.options import open_dataset, parse_options
 from .output import emit, info
 
 #: Data set plugins this command can generate, and the function that does it.
@@ -23,7 +23,7 @@ GENERATORS = {"synthfacs": "interp_datasets.synthfacs:generate"}
 
 
 def _generator(dataset: str):
-    from ..registry import get_registry
+    from interpret_core.registry.loader import get_registry
 
     get_registry().get_class("dataset", dataset)  # unknown names: the registry's error
     target = GENERATORS.get(dataset)
@@ -65,7 +65,7 @@ def generate_command(
     generate = _generator(dataset)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}", "omit it to use every available CPU")
-    from ..progress import progress_bar
+    from interpret_core.util.progress import progress_bar
 
     with progress_bar() as bar:
         summary = generate(out, subjects=subjects, seed=seed, progress=bar, workers=workers)
@@ -97,7 +97,7 @@ def draw_sample(sample, scale: int, aus: list[int], caption: str) -> "Any":
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from ..imaging import grey_to_rgb, upscale
+    from interpret_core.render.imaging import grey_to_rgb, upscale
 
     face = upscale(grey_to_rgb(sample.image), scale)
     rgb = face.astype(np.float32)
@@ -152,7 +152,7 @@ def choose_samples(dataset, count: int, seed: int) -> list[int]:
 
 def preview(dataset, out: Path, count: int = 16, seed: int = 0, scale: int = 4, columns: int | None = None) -> dict[str, Any]:
     """Write a PNG grid of ``count`` samples of ``dataset``; returns what was drawn."""
-    from ..imaging import grid, save_png
+    from interpret_core.render.imaging import grid, save_png
 
     indices = choose_samples(dataset, count, seed)
     if not indices:

@@ -82,7 +82,7 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a report."),
 ) -> None:
     """Read a data set, decode every image the protocol uses, and report counts and problems."""
-    from ..options import open_dataset, parse_options
+    from interpret_core.registry.options import open_dataset, parse_options
 
     # Only options the user changed: a third-party data set need not take them.
     options: dict[str, Any] = parse_options(option)
@@ -104,7 +104,7 @@ def inspect_command(
         if hasattr(data, "decode_all"):
             data.decode_all(progress=True)
         else:  # a third-party data set: decode sample by sample
-            from ..progress import track
+            from interpret_core.util.progress import track
 
             for _ in track(data, f"decoding {dataset}"):
                 pass

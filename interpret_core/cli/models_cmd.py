@@ -11,9 +11,9 @@ from .output import emit
 
 def model_rows() -> list[dict[str, Any]]:
     """One row per model plugin (broken ones included, with their error)."""
-    from ..errors import InterpError
-    from ..registry import get_registry
-    from ..weights import card_path, default_weights_path, read_card
+    from interpret_core.api.errors import InterpError
+    from interpret_core.registry.loader import get_registry
+    from interpret_core.nn.weights import card_path, default_weights_path, read_card
 
     rows = []
     registry = get_registry()

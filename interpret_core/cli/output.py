@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from ..io import dumps_json
+from interpret_core.util.io import dumps_json
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)

@@ -32,7 +32,7 @@ def _render(rows: list[dict[str, Any]]):
 
 def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
     """List installed plugins: kind, name, entry point, distribution, version, status."""
-    from ..registry import plugins
+    from interpret_core.registry.loader import plugins
 
     emit(plugins(), as_json, _render)
 

@@ -12,15 +12,15 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..options import parse_options, split_list
+from interpret_core.api.errors import UsageError
+from interpret_core.registry.options import parse_options, split_list
 from .output import emit, info
 
 
 def _render(results: dict[str, Any]):
     from rich.table import Table
 
-    from ..report import format_number
+    from interpret_core.render.report import format_number
 
     model = results["model"]
     title = (
@@ -68,8 +68,8 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
 ) -> None:
     """Find the feature maps that detect each action unit, and draw them."""
-    from ..progress import progress_bar
-    from ..run import RunConfig, run
+    from interpret_core.util.progress import progress_bar
+    from interpret_core.workflows.run import RunConfig, run
 
     config = RunConfig(
         method=method,

@@ -57,13 +57,13 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train a model with subject-independent k-fold cross-validation, then the final model on all subjects."""
-    from ..training import TrainConfig, train
+    from interpret_core.workflows.training import TrainConfig, train
 
     if resume and overwrite:
-        from ..errors import UsageError
+        from interpret_core.api.errors import UsageError
 
         raise UsageError("--resume and --overwrite contradict each other", "pass one of them")
-    from ..options import parse_options
+    from interpret_core.registry.options import parse_options
 
     dataset_options = parse_options(dataset_option, "--dataset-option", "include_neutral=false")
     config = TrainConfig(
@@ -97,7 +97,7 @@ def train_command(
 
         jobs = min(2, os.cpu_count() or 1)
     if jobs < 1:
-        from ..errors import UsageError
+        from interpret_core.api.errors import UsageError
 
         raise UsageError("--jobs must be at least 1", "e.g. --jobs 2")
     result = train(config, out, resume=resume, overwrite=overwrite, callback=report, argv=argv, jobs=jobs)

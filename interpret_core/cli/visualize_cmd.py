@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import UsageError
+from interpret_core.api.errors import UsageError
 from .output import emit, info
 
 
@@ -84,10 +84,10 @@ def visualize_command(
     """Draw what units detect (Zeiler-Fergus grids) or where classes look (overlays)."""
     import torch
 
-    from ..options import open_dataset, parse_method_spec, parse_options
-    from ..progress import progress_bar
-    from ..registry import get_attribution, get_model
-    from ..visualize import even_indices, write_visualization
+    from interpret_core.registry.options import open_dataset, parse_method_spec, parse_options
+    from interpret_core.util.progress import progress_bar
+    from interpret_core.registry.loader import get_attribution, get_model
+    from interpret_core.workflows.visualize import even_indices, write_visualization
 
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}", "e.g. --top-k 9")

@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from interpret_core.errors import CapabilityError, UsageError
-from interpret_core.hooks import resolve_layer
+from interpret_core.api.errors import CapabilityError, UsageError
+from interpret_core.nn.hooks import resolve_layer
 
 RULES = ("deconv", "guided")
 
@@ -320,7 +320,7 @@ _RF_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDiction
 
 
 def plan_units(module: nn.Module, layer: str, input_size: tuple[int, int, int], crop: bool) -> UnitPlan:
-    from interpret_core.receptive_field import receptive_field
+    from interpret_core.nn.receptive_field import receptive_field
 
     _, height, width = input_size
     if not crop:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from interpret_core.errors import UsageError
-from interpret_core.interfaces import Attribution
+from interpret_core.api.errors import UsageError
+from interpret_core.api.interfaces import Attribution
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -54,7 +54,7 @@ class _RectifierMethod(Attribution):
         **options: Any,
     ):
         super().__init__(**options)
-        from interpret_core.options import parse_value
+        from interpret_core.registry.options import parse_value
 
         # Options may arrive as strings from the command line (-o crop=false).
         max_batch, max_memory_mb, crop, scale, check = (

@@ -44,9 +44,9 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from interpret_core.errors import CapabilityError, InterpError, UsageError
-from interpret_core.interfaces import Attribution
-from interpret_core.options import parse_value
+from interpret_core.api.errors import CapabilityError, InterpError, UsageError
+from interpret_core.api.interfaces import Attribution
+from interpret_core.registry.options import parse_value
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -251,7 +251,7 @@ class CaptumMethod(Attribution):
 
     # -- building ------------------------------------------------------------
     def _build(self, module: nn.Module, layer: str | None = None) -> Any:
-        from interpret_core.hooks import resolve_layer
+        from interpret_core.nn.hooks import resolve_layer
 
         args: list[Any] = [module]
         kwargs = dict(self.init_options)

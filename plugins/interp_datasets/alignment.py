@@ -14,7 +14,7 @@ corner, pixel edges):
   them) and 1.7 D below it (mouth, chin, and the AU17 region under the lips).
 
 Coordinates: landmark (x, y) are pixel coordinates with the origin at the
-centre of the top-left pixel (the convention of :mod:`interpret_core.interfaces`);
+centre of the top-left pixel (the convention of :mod:`interpret_core.api.interfaces`);
 internally we work in pixel-edge coordinates (origin at the top-left corner,
 ``edge = centre + 0.5``), which is what PIL's affine transform uses.
 

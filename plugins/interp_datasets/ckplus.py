@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from interpret_core import EMOTIONS, Dataset, DataError, Sample, UsageError
-from interpret_core.paths import cache_home
+from interpret_core.util.paths import cache_home
 
 from .alignment import Alignment, align_from_landmarks
 from .au_regions import au_regions
@@ -619,7 +619,7 @@ class CKPlusDataset(Dataset):
     def _save(self, suffix: str, arrays: dict[str, np.ndarray]) -> None:
         if self._cache_base is None:
             return
-        from interpret_core.io import atomic_open
+        from interpret_core.util.io import atomic_open
 
         path = self._cache_base.with_name(self._cache_base.name + suffix)
         try:
@@ -712,7 +712,7 @@ class CKPlusDataset(Dataset):
             return
         todo.sort()
         if progress:
-            from interpret_core.progress import progress_bar
+            from interpret_core.util.progress import progress_bar
 
             with progress_bar() as bar:
                 task = bar.add_task(f"decoding {self.name}", total=len(todo))  # type: ignore[attr-defined]

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interpret_core.errors import CapabilityError, DataError, UsageError
-from interpret_core.interfaces import UnitMetric, UnitMetricResult
+from interpret_core.api.errors import CapabilityError, DataError, UsageError
+from interpret_core.api.interfaces import UnitMetric, UnitMetricResult
 
 if TYPE_CHECKING:  # pragma: no cover
-    from interpret_core.interfaces import Attribution, Dataset, Model
-    from interpret_core.unit_analysis import UnitScan
+    from interpret_core.api.interfaces import Attribution, Dataset, Model
+    from interpret_core.analysis.unit_scan import UnitScan
 
 __all__ = ["AUDistance", "DISTANCES", "LOCATE_MODES"]
 
@@ -113,7 +113,7 @@ class AUDistance(UnitMetric):
     higher_is_better = True
     needs_aus = True
     needs_masks = False  # masks are used for spatial agreement when the data set has them
-    #: ``interp run`` passes its :class:`~interpret_core.unit_analysis.UnitScan` as ``scan=``.
+    #: ``interp run`` passes its :class:`~interpret_core.analysis.unit_scan.UnitScan` as ``scan=``.
     accepts_scan = True
 
     def __init__(
@@ -191,7 +191,7 @@ class AUDistance(UnitMetric):
         """
         if kwargs:
             raise UsageError(f"au-distance.evaluate got unknown argument(s) {sorted(kwargs)}", "see the docstring")
-        from interpret_core.unit_analysis import annotations, scan_units
+        from interpret_core.analysis.unit_scan import annotations, scan_units
 
         layers = list(layers)
         if scan is None:
@@ -233,7 +233,7 @@ class AUDistance(UnitMetric):
     def _layer_scores(
         self, values: np.ndarray, presence: np.ndarray, emotions: np.ndarray, partners: np.ndarray | None
     ) -> _LayerScores:
-        from interpret_core import stats
+        from interpret_core.analysis import stats
 
         values = values.astype(np.float64)
         ranks = stats.rank_columns(values)
@@ -273,7 +273,7 @@ class AUDistance(UnitMetric):
         self, scan: UnitScan, layers: Sequence[str], aus: Sequence[dict[int, int]], emotions: np.ndarray
     ) -> dict[str, Any]:
         """Scores, q-values and the mapping from a finished scan (no model needed)."""
-        from interpret_core import stats
+        from interpret_core.analysis import stats
 
         au_numbers_all, presence_all = au_presence(aus)
         counts = presence_all.sum(axis=1)
@@ -440,7 +440,7 @@ class AUDistance(UnitMetric):
         where the unit's response lies inside the AU's region; chance is the
         mean area fraction of those regions.
         """
-        from interpret_core import stats
+        from interpret_core.analysis import stats
 
         if self.locate == "projection" and (method is None or not getattr(method, "supports_units", False)):
             raise CapabilityError(
@@ -499,7 +499,7 @@ class AUDistance(UnitMetric):
     @staticmethod
     def _centres(model: Model, scan: UnitScan, layers: set[str]) -> dict[str, np.ndarray | None]:
         """{layer: float [h, w, 2] (y, x) input-pixel centre of each output position, or None}."""
-        from interpret_core.receptive_field import receptive_field
+        from interpret_core.nn.receptive_field import receptive_field
 
         input_size = tuple(scan.input_size or model.input_size)
         out: dict[str, np.ndarray | None] = {}

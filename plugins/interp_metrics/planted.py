@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from interpret_core.interfaces import Attribution, Dataset, Model, Sample
+from interpret_core.api.interfaces import Attribution, Dataset, Model, Sample
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -68,7 +68,7 @@ class PlantedDataset(Dataset):
 
     def __init__(self, count: int = 240, seed: int = 0, prevalence: float = 0.4, **options):
         if options:
-            from interpret_core.errors import UsageError
+            from interpret_core.api.errors import UsageError
 
             raise UsageError(f"planted-aus does not take {sorted(options)}", "options: count, seed, prevalence")
         count, seed = int(count), int(seed)
@@ -194,7 +194,7 @@ class UnitMaxGradient(Attribution):
     def attribute_units(self, module, inputs, layer, units):
         import torch
 
-        from interpret_core.hooks import capture_outputs
+        from interpret_core.nn.hooks import capture_outputs
 
         maps = []
         for unit in units:

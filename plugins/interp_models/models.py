@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from interpret_core.interfaces import Model
+from interpret_core.api.interfaces import Model
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn

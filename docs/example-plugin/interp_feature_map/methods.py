@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from interpret_core import Attribution, AttributionMetric
-from interpret_core.hooks import capture_outputs
+from interpret_core.nn.hooks import capture_outputs
 
 
 class FeatureMapUpsampling(Attribution):

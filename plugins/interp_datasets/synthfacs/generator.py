@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from interpret_core.errors import DataError, UsageError
-from interpret_core.interfaces import EMOTIONS
-from interpret_core.io import write_bytes
-from interpret_core.paths import cache_home
+from interpret_core.api.errors import DataError, UsageError
+from interpret_core.api.interfaces import EMOTIONS
+from interpret_core.util.io import write_bytes
+from interpret_core.util.paths import cache_home
 
 from . import aus as au_stats
 from .face import Identity, express
@@ -154,7 +154,7 @@ def _write(path: Path, data: bytes) -> None:
     """Write one file of the release atomically.
 
     (No fsync per file: thousands of small files; the manifest, written last
-    with :func:`interpret_core.io.write_json`, is the durable commit point.)
+    with :func:`interpret_core.util.io.write_json`, is the durable commit point.)
     """
     write_bytes(path, data, durable=False)
 
@@ -336,7 +336,7 @@ def generate(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output folder {out}: {exc.strerror or exc}", "choose a writable folder for --out") from None
-    from interpret_core.io import write_json
+    from interpret_core.util.io import write_json
 
     write_json(out / PARTIAL_MARKER, params)
     advance = _progress_callback(progress, total)
@@ -401,7 +401,7 @@ def ensure_default(progress: Any = None) -> Path:
         raise DataError(f"cannot create the data cache {partial.parent}: {exc.strerror or exc}",
                         "set INTERP_HOME to a writable folder") from None
     if progress is None:
-        from interpret_core.progress import progress_bar
+        from interpret_core.util.progress import progress_bar
 
         with progress_bar() as bar:
             generate(partial, DEFAULT_SUBJECTS, DEFAULT_SEED, progress=bar)

@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DataError, UsageError
-from .io import read_json, write_json
+from interpret_core.api.errors import DataError, UsageError
+from interpret_core.util.io import read_json, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from .interfaces import Dataset, Model
+    from interpret_core.api.interfaces import Dataset, Model
 
 __all__ = [
     "TrainConfig",
@@ -191,7 +191,7 @@ def load_labelled_arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.n
     if callable(arrays):
         import inspect
 
-        from .progress import progress_enabled
+        from interpret_core.util.progress import progress_enabled
 
         wants_progress = "progress" in inspect.signature(arrays).parameters
         images, emotions = arrays(np.arange(count), **({"progress": progress_enabled()} if wants_progress else {}))
@@ -476,7 +476,7 @@ def _inner_split(train_subjects: Sequence[str], fraction: float, rng: np.random.
 def _build_model(config: TrainConfig, class_names: Sequence[str], torch_seed: int) -> Model:
     import torch
 
-    from .registry import get_registry
+    from interpret_core.registry.loader import get_registry
 
     cls = get_registry().get_class("model", config.model)
     torch.manual_seed(torch_seed)  # initialisation
@@ -640,7 +640,7 @@ def _summarise(folds: list[dict[str, Any]], class_names: list[str]) -> dict[str,
 
 
 def _open_dataset(config: TrainConfig) -> Dataset:
-    from .options import open_dataset
+    from interpret_core.registry.options import open_dataset
 
     return open_dataset(config.dataset, config.data_root, config.dataset_options)
 
@@ -729,7 +729,7 @@ def train(
             test_pos = np.array([labelled_position[int(i)] for i in fold.test if int(i) in labelled_position], dtype=np.int64)
             folds.append((fold.index, train_pos, test_pos))
     else:
-        from .splits import subject_kfold
+        from interpret_core.analysis.splits import subject_kfold
 
         folds = [(f.index, f.train, f.test) for f in subject_kfold(subjects.tolist(), k=config.folds, seed=config.seed)]
 
@@ -752,7 +752,7 @@ def train(
         inputs = probe.to_input(images)
         architecture = probe.architecture()
         del probe
-        from .progress import progress_bar
+        from interpret_core.util.progress import progress_bar
 
         with progress_bar() as progress:
             fold_task = progress.add_task("folds", total=len(folds), completed=len(results))  # type: ignore[attr-defined]
@@ -811,7 +811,7 @@ def train(
             write_json(out / "metrics.json", metrics)
 
             weights_path = out / "model.safetensors"
-            from .weights import card_path, read_card, save_weights
+            from interpret_core.nn.weights import card_path, read_card, save_weights
 
             card_ok = False
             if resume and weights_path.is_file() and card_path(weights_path).is_file():

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DataError, UsageError
+from interpret_core.api.errors import DataError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .interfaces import Dataset, Model
+    from interpret_core.api.interfaces import Dataset, Model
 
 __all__ = ["UnitScan", "scan_units", "load_batch", "annotations"]
 
@@ -74,7 +74,7 @@ class UnitScan:
     # -- persistence -----------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the scan as a compressed ``.npz`` (atomically)."""
-        from .io import atomic_open, dumps_json
+        from interpret_core.util.io import atomic_open, dumps_json
 
         arrays: dict[str, np.ndarray] = {"indices": self.indices.astype(np.int64)}
         for i, layer in enumerate(self.layers):
@@ -249,7 +249,7 @@ def scan_units(
     """
     import torch
 
-    from .hooks import capture_outputs, resolve_layer
+    from interpret_core.nn.hooks import capture_outputs, resolve_layer
 
     layers = list(layers)
     if not layers:

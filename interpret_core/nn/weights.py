@@ -7,7 +7,7 @@ A trained model is two files side by side::
                         command line, package versions, metrics, and the
                         sha256 of ``model.safetensors``
 
-Loading refuses (:class:`~interpret_core.errors.WeightsError`, naming the file
+Loading refuses (:class:`~interpret_core.api.errors.WeightsError`, naming the file
 and the field) a missing card, a card whose model name, class names or input
 size disagree with the model, a sha256 that does not match the tensors file,
 and tensors whose names or shapes differ from the module's. Nothing is ever
@@ -24,11 +24,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import WeightsError
-from .io import read_json, write_bytes, write_json
+from interpret_core.api.errors import WeightsError
+from interpret_core.util.io import read_json, write_bytes, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .interfaces import Model
+    from interpret_core.api.interfaces import Model
 
 __all__ = [
     "CARD_FORMAT",
@@ -65,7 +65,7 @@ def package_versions() -> dict[str, str]:
     """Versions that decide whether a training run reproduces bit for bit."""
     import numpy
 
-    from . import __version__
+    from interpret_core import __version__
 
     versions = {"interp": __version__, "numpy": numpy.__version__, "python": platform.python_version()}
     try:
@@ -111,7 +111,7 @@ def read_card(weights: str | os.PathLike) -> dict[str, Any]:
     if not card_file.is_file():
         raise WeightsError(
             f"{weights}: model card {card_file} is missing",
-            "weights travel with their card (same name, .json); re-export them with interpret_core.weights.save_weights",
+            "weights travel with their card (same name, .json); re-export them with interpret_core.nn.weights.save_weights",
         )
     try:
         card = read_json(card_file)
@@ -259,7 +259,7 @@ def load_weights_into(model: Model, weights: str | os.PathLike | None) -> None:
         if path.suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
             raise WeightsError(
                 f"{path}: interp loads only .safetensors weights (never unpickles {path.suffix} files)",
-                "convert the state dict with safetensors.torch.save_file and write a model card with interpret_core.weights.save_weights",
+                "convert the state dict with safetensors.torch.save_file and write a model card with interpret_core.nn.weights.save_weights",
             )
         if not path.is_file():
             raise WeightsError(f"{path}: weights file not found", "give the path of a .safetensors file made by `interp train`")

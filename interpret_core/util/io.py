@@ -85,7 +85,7 @@ def write_json(path: str | os.PathLike, value: Any) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; a decoding error names the file."""
-    from .errors import DataError
+    from interpret_core.api.errors import DataError
 
     try:
         with open(path, encoding="utf-8") as handle:

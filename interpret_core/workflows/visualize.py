@@ -2,7 +2,7 @@
 
 * :func:`unit_grids` -- for each unit of a layer, its top-k images of a data
   set (ranked by the unit's maximal activation, from
-  :func:`interpret_core.unit_analysis.scan_units`), each drawn as the image
+  :func:`interpret_core.analysis.unit_scan.scan_units`), each drawn as the image
   patch under the receptive field of the maximum beside the unit's projection
   (``deconv`` by default), cropped the same way.
 * :func:`class_overlays` -- each image beside its class-level attribution,
@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CapabilityError, UsageError
-from .imaging import diverging_rgb, grey_to_rgb, grid, heat_rgb, overlay, save_png, upscale
+from interpret_core.api.errors import CapabilityError, UsageError
+from interpret_core.render.imaging import diverging_rgb, grey_to_rgb, grid, heat_rgb, overlay, save_png, upscale
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .interfaces import Attribution, Dataset, Model
-    from .receptive_field import ReceptiveField
-    from .unit_analysis import UnitScan
+    from interpret_core.api.interfaces import Attribution, Dataset, Model
+    from interpret_core.nn.receptive_field import ReceptiveField
+    from interpret_core.analysis.unit_scan import UnitScan
 
 __all__ = [
     "UnitFigure",
@@ -140,7 +140,7 @@ def _outline(rgb: np.ndarray, y0: int, y1: int, x0: int, x1: int, colour=(255, 2
 
 
 def _images(dataset: Dataset, indices: Sequence[int]) -> np.ndarray:
-    from .unit_analysis import load_batch
+    from interpret_core.analysis.unit_scan import load_batch
 
     images, _, _ = load_batch(dataset, np.asarray(list(indices), dtype=np.int64))
     return images
@@ -171,8 +171,8 @@ def unit_grids(
         columns: tiles per grid row (default ceil(sqrt(k))).
         progress: a rich Progress (tasks are added) or None.
     """
-    from .receptive_field import receptive_field
-    from .unit_analysis import scan_units
+    from interpret_core.nn.receptive_field import receptive_field
+    from interpret_core.analysis.unit_scan import scan_units
 
     if not getattr(method, "supports_units", False):
         raise CapabilityError(
@@ -361,8 +361,8 @@ def write_visualization(
     finished unit; with ``resume`` an interrupted run reuses both when the
     model, data, images and method match (``meta`` identifies model and data).
     """
-    from .errors import InterpError
-    from .io import read_json, to_jsonable, write_json, write_text
+    from interpret_core.api.errors import InterpError
+    from interpret_core.util.io import read_json, to_jsonable, write_json, write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -376,7 +376,7 @@ def write_visualization(
     }
     esc = html.escape
     if layer is not None:
-        from .unit_analysis import UnitScan, scan_units
+        from interpret_core.analysis.unit_scan import UnitScan, scan_units
 
         if not getattr(method, "supports_units", False):
             raise CapabilityError(

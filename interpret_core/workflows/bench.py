@@ -41,14 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DataError, InterpError, UsageError
-from .io import read_json, to_jsonable, write_bytes, write_json, write_text
-from .options import open_dataset, parse_method_spec, parse_options, split_items, split_list
+from interpret_core.api.errors import DataError, InterpError, UsageError
+from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
+from interpret_core.registry.options import open_dataset, parse_method_spec, parse_options, split_items, split_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from .interfaces import Attribution, AttributionMetric, Model
+    from interpret_core.api.interfaces import Attribution, AttributionMetric, Model
 
 #: Version of the cell / cache format; part of every key.
 FORMAT_VERSION = 1
@@ -187,10 +187,10 @@ def module_fingerprint(module: Any) -> str:
 def make_method(spec: str) -> Attribution:
     """The attribution method named by ``spec``.
 
-    Specs are read by :func:`interpret_core.options.parse_method_spec`
+    Specs are read by :func:`interpret_core.registry.options.parse_method_spec`
     (``occlusion:window=12,stride=6``, ``captum:NoiseTunnel(Saliency),nt_samples=8``).
     """
-    from .registry import get_attribution
+    from interpret_core.registry.loader import get_attribution
 
     name, options = parse_method_spec(spec)
     return get_attribution(name, **options)
@@ -276,7 +276,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
     import torch
     import torch.nn.functional as F
 
-    from .registry import get_model
+    from interpret_core.registry.loader import get_model
 
     if status:
         status("loading model and data")
@@ -501,7 +501,7 @@ class Bench:
 
 
 def _metric_instances(config: BenchConfig) -> dict[str, AttributionMetric]:
-    from .registry import get_attribution_metric, get_registry
+    from interpret_core.registry.loader import get_attribution_metric, get_registry
 
     names = config.metrics if config.metrics is not None else get_registry().names("attribution-metric")
     unknown_options = set(config.metric_options) - set(names)
@@ -516,7 +516,7 @@ def _metric_instances(config: BenchConfig) -> dict[str, AttributionMetric]:
 
 def _method_specs(config: BenchConfig) -> tuple[list[str], bool]:
     """(method specs in table order, whether failures are skipped rather than raised)."""
-    from .registry import get_registry
+    from interpret_core.registry.loader import get_registry
 
     if config.methods is None:
         names = [n for n in get_registry().names("attribution") if n not in BASELINE_METHODS]

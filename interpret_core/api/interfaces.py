@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .errors import CapabilityError, UsageError
+from interpret_core.api.errors import CapabilityError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -148,7 +148,7 @@ class Dataset(abc.ABC):
 
     def kfold(self, k: int = 10, seed: int = 0) -> list[Fold]:
         """Subject-independent k-fold splits, deterministic for ``seed``."""
-        from .splits import subject_kfold
+        from interpret_core.analysis.splits import subject_kfold
 
         return subject_kfold(self.subjects, k=k, seed=seed)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .io import write_bytes
+from interpret_core.util.io import write_bytes
 
 
 def grey_to_rgb(image: np.ndarray) -> np.ndarray:

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CapabilityError, DataError, UsageError
-from .io import to_jsonable, write_json, write_text
+from interpret_core.api.errors import CapabilityError, DataError, UsageError
+from interpret_core.util.io import to_jsonable, write_json, write_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .interfaces import Attribution, Dataset, Model
-    from .unit_analysis import UnitScan
+    from interpret_core.api.interfaces import Attribution, Dataset, Model
+    from interpret_core.analysis.unit_scan import UnitScan
 
 __all__ = [
     "RunConfig",
@@ -84,8 +84,8 @@ def resolve_method(spec: str) -> Attribution:
     whether a method projects units can depend on its options (the Captum
     adapter supports them for ``Neuron*`` classes only).
     """
-    from .options import parse_method_spec
-    from .registry import get_attribution, get_registry
+    from interpret_core.registry.options import parse_method_spec
+    from interpret_core.registry.loader import get_attribution, get_registry
 
     name, options = parse_method_spec(spec)
     attribution = get_attribution(name, **options)
@@ -146,7 +146,7 @@ def _versions() -> dict[str, str]:
     import scipy
     import torch
 
-    from . import __version__
+    from interpret_core import __version__
 
     return {
         "interp": __version__,
@@ -160,7 +160,7 @@ def _versions() -> dict[str, str]:
 def _load_or_scan(
     config: RunConfig, out: Path, model: Model, dataset: Dataset, layers: list[str], indices: np.ndarray, meta: dict, progress: Any
 ) -> tuple[UnitScan, bool]:
-    from .unit_analysis import UnitScan, scan_units
+    from interpret_core.analysis.unit_scan import UnitScan, scan_units
 
     path = out / SCAN_FILE
     if config.resume and path.exists():
@@ -187,10 +187,10 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     ``progress`` is a rich Progress (or None). The returned dict is what
     ``results.json`` holds, plus ``out`` (the folder).
     """
-    from .hooks import resolve_layer
-    from .options import open_dataset
-    from .registry import get_model, get_registry, get_unit_metric
-    from .visualize import even_indices
+    from interpret_core.nn.hooks import resolve_layer
+    from interpret_core.registry.options import open_dataset
+    from interpret_core.registry.loader import get_model, get_registry, get_unit_metric
+    from interpret_core.workflows.visualize import even_indices
 
     started = time.perf_counter()
     attribution = resolve_method(config.method) if config.figures else None
@@ -281,7 +281,7 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
 
 def write_outputs(out: Path, results: dict[str, Any]) -> None:
     """scores.csv, mapping.md and report.html (atomically)."""
-    from .report import render_html, render_mapping_markdown
+    from interpret_core.render.report import render_html, render_mapping_markdown
 
     write_text(out / "scores.csv", scores_csv(results["scores"]))
     write_text(out / "mapping.md", render_mapping_markdown(results))
@@ -373,7 +373,7 @@ def draw_unit_figures(
 ) -> dict[str, list[str]]:
     """For each mapped unit, its top-k images beside their projections (the paper's figures).
 
-    Uses :func:`interpret_core.visualize.unit_grids` on the run's scan (only
+    Uses :func:`interpret_core.workflows.visualize.unit_grids` on the run's scan (only
     the top-k images of each mapped unit are projected) and writes per
     mapping row two PNGs under ``out/figures``: ``<key>_patches.png`` (image
     patch under the receptive field of the unit's maximum beside the
@@ -381,8 +381,8 @@ def draw_unit_figures(
     receptive field outlined, beside the whole projection). Returns
     {key: [relative paths]}.
     """
-    from .imaging import save_png
-    from .visualize import unit_grids
+    from interpret_core.render.imaging import save_png
+    from interpret_core.workflows.visualize import unit_grids
 
     (out / "figures").mkdir(parents=True, exist_ok=True)
     result: dict[str, list[str]] = {}

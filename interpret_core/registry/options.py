@@ -27,11 +27,11 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
-from .registry import NAME_PATTERN
+from interpret_core.api.errors import UsageError
+from interpret_core.registry.loader import NAME_PATTERN
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .interfaces import Dataset
+    from interpret_core.api.interfaces import Dataset
 
 __all__ = ["parse_value", "split_items", "split_list", "parse_options", "parse_method_spec", "open_dataset"]
 
@@ -152,7 +152,7 @@ def open_dataset(
     ``data_root`` None means the plugin's default set (it is not passed, so a
     plugin without one need not take it).
     """
-    from .registry import get_dataset
+    from interpret_core.registry.loader import get_dataset
 
     kwargs: dict[str, Any] = dict(options or {})
     if data_root is not None:

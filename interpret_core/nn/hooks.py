@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from interpret_core.api.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from .errors import CapabilityError, UsageError
+from interpret_core.api.errors import CapabilityError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -246,7 +246,7 @@ def receptive_field(module: nn.Module, layer: str, input_size: tuple[int, int, i
     """
     import torch
 
-    from .hooks import resolve_layer
+    from interpret_core.nn.hooks import resolve_layer
 
     target = resolve_layer(module, layer)
     channels, height, width = (int(v) for v in input_size)

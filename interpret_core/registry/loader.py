@@ -21,8 +21,8 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError, UsageError
-from .interfaces import Attribution, AttributionMetric, Dataset, Model, UnitMetric
+from interpret_core.api.errors import PluginError, UnknownNameError, UsageError
+from interpret_core.api.interfaces import Attribution, AttributionMetric, Dataset, Model, UnitMetric
 
 ENTRY_POINT_GROUP = "interp"
 DISABLE_VARIABLE = "INTERP_DISABLE_PLUGINS"
@@ -317,7 +317,7 @@ def get_model(name: str, weights: str | os.PathLike | None = None, seed: int = 0
     (``model.card is None``), initialised from ``seed`` so that the same seed
     gives the same network. The caller's torch RNG state is left untouched.
     """
-    from .weights import default_weights_path, load_weights_into, read_card
+    from interpret_core.nn.weights import default_weights_path, load_weights_into, read_card
 
     # Without explicit class_names / input_size the model is built as the
     # weights' card describes it (so 7-class weights load as a 7-class model);

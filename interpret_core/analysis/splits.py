@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import UsageError
-from .interfaces import Fold
+from interpret_core.api.errors import UsageError
+from interpret_core.api.interfaces import Fold
 
 
 def subject_kfold(subjects: Sequence[str], k: int = 10, seed: int = 0) -> list[Fold]:

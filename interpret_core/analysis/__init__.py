@@ -1,0 +1,1 @@
+"""Analysis: the unit scan, statistics and subject-independent splits."""

@@ -1,0 +1,1 @@
+"""Ground layer: the interfaces plugins implement and the errors everything raises. Imports nothing above it."""

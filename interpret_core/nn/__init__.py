@@ -1,0 +1,1 @@
+"""Torch mechanics: removable hooks, receptive fields, safetensors weights and model cards."""

@@ -1,0 +1,1 @@
+"""Plugin layer: hook specifications, the entry-point loader and plugin-option parsing."""

@@ -1,0 +1,1 @@
+"""Rendering: images, figures and pages."""

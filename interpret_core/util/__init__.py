@@ -1,0 +1,1 @@
+"""Ground layer: atomic file IO, cache paths and progress reporting. Imports only `api`."""

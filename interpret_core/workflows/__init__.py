@@ -1,0 +1,1 @@
+"""Workflows: what the commands do (run, bench, train, visualize), callable from Python."""
