@@ -6,6 +6,11 @@ import os
 
 import pytest
 
+# tests/torchvision/ needs torchvision, Zennit and Quantus, which do not install beside the
+# CPU torch wheel of the main environment; tests/run_torchvision_suite.sh runs them in .venv-tv.
+if os.environ.get("INTERP_TORCHVISION_SUITE") != "1":
+    collect_ignore = ["torchvision"]
+
 # Tests never draw progress bars and never touch the user's cache.
 os.environ.setdefault("INTERP_NO_PROGRESS", "1")
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from interpret_core import CapabilityError, UsageError, get_attribution, get_model
 from interpret_core.api.errors import UnknownNameError
-from interp_attributions.captum_methods import baseline_tensor, last_conv_layer
+from interp_attributions.captum_methods import baseline_tensor, default_layer
 from interpret_core.registry.options import parse_method_spec
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -53,7 +53,7 @@ def test_named_plugins_equal_direct_captum_calls(net, x):
             x, sliding_window_shapes=(1, 16, 16), strides=(1, 16, 16), target=target,
             baselines=x.mean(dim=(1, 2, 3), keepdim=True).expand_as(x), perturbations_per_eval=16,
         ),
-        "guided-grad-cam": lambda: captum_attr.GuidedGradCam(net, net.conv3[0]).attribute(
+        "guided-grad-cam": lambda: captum_attr.GuidedGradCam(net, net.conv3).attribute(
             x, target=target, interpolate_mode="bilinear"
         ),
     }
@@ -66,10 +66,11 @@ def test_named_plugins_equal_direct_captum_calls(net, x):
         torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-4, msg=spec)
 
 
-def test_grad_cam_defaults_to_the_last_conv_and_upsamples(net, x):
-    assert last_conv_layer(net) == "conv3.0"
+def test_grad_cam_defaults_to_the_last_rectified_block_and_upsamples(net, x):
+    # conv3 = Sequential(Conv2d, ReLU): the block's rectified output, not the pre-ReLU conv3.0.
+    assert default_layer(net, x) == "conv3"
     ours = get_attribution("grad-cam").attribute(net, x, 2)
-    cam = _quiet(captum_attr.LayerGradCam(net, net.conv3[0]).attribute, x, target=2, relu_attributions=True)
+    cam = _quiet(captum_attr.LayerGradCam(net, net.conv3).attribute, x, target=2, relu_attributions=True)
     expected = F.interpolate(cam, size=(64, 64), mode="bilinear", align_corners=False)
     torch.testing.assert_close(ours, expected)
     assert (ours >= 0).all()

@@ -106,6 +106,24 @@ class Broken(Attribution):
         raise interpret_core.CapabilityError("test-bench-broken cannot explain this model")
 
 
+class Infinite(InputGradient):
+    """The gradient with one inf pixel per map: a broken method that must never rank."""
+
+    name = "test-bench-inf"
+
+    def attribute(self, module, inputs, target):
+        grad = super().attribute(module, inputs, target)
+        grad[:, :, 0, 0] = float("inf")
+        return grad
+
+
+class AllNaN(Attribution):
+    name = "test-bench-nan"
+
+    def attribute(self, module, inputs, target):
+        return torch.full_like(inputs, float("nan"))
+
+
 class Interrupting(AttributionMetric):
     """Raises KeyboardInterrupt while ``armed`` (simulates Ctrl-C in the middle of a bench)."""
 
@@ -129,7 +147,7 @@ class _Plugin:
 
     @hookimpl
     def interp_register_attributions(self, register):
-        for cls in (InputGradient, GradientTimesInput, Broken):
+        for cls in (InputGradient, GradientTimesInput, Broken, Infinite, AllNaN):
             register(cls)
 
     @hookimpl
@@ -294,6 +312,33 @@ def test_all_methods_skips_those_that_fail(stand_ins, tmp_path):
     assert names[-2:] == ["centre-gaussian", "random-map"]
     assert "test-bench-broken" in result["skipped_methods"]
     assert any("test-bench-broken" in w for w in warnings)
+
+
+def test_undefined_maps_are_counted_shown_never_best_and_warned(stand_ins, tmp_path):
+    from interpret_core.workflows.bench import BenchConfig, best_methods, run_bench
+
+    warnings = []
+    result = run_bench(
+        BenchConfig(methods=["test-bench-gradient", "test-bench-inf", "test-bench-nan"],
+                    metrics=["au-pointing-game", "deletion", "class-sensitivity"], model="test-bench-tiny",
+                    dataset="test-bench-faces", limit=9, out=str(tmp_path / "undefined")),
+        warn=warnings.append,
+    )
+    rows = {row["method"]: row for row in result["methods"]}
+    for broken in ("test-bench-inf", "test-bench-nan"):
+        for metric, cell in rows[broken]["cells"].items():
+            assert cell["n_undefined"] == cell["n_scored"] > 0 and cell["n"] == 0, (broken, metric)
+        assert any(broken in w and "undefined" in w for w in warnings), warnings
+    assert all(cell["n_undefined"] == 0 for cell in rows["test-bench-gradient"]["cells"].values())
+    assert "test-bench-inf" not in best_methods(result).values()
+    assert "test-bench-nan" not in best_methods(result).values()
+    out = tmp_path / "undefined"
+    markdown = (out / "bench.md").read_text()
+    assert "(9 undef.)" in markdown and "constant, NaN or inf" in markdown
+    with open(out / "bench.csv") as handle:
+        table = [r for r in csv.DictReader(handle) if r["method"] == "test-bench-nan" and r["metric"] == "deletion"]
+    assert table[0]["n_undefined"] == "9"
+    assert json.loads((out / "bench.json").read_text())["methods"][2]["cells"]["deletion"]["n_undefined"] == 9
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Attribution, AttributionMetric, Model
 
 #: Version of the cell / cache format; part of every key.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_MODEL = "fer-cnn"
 DEFAULT_DATASET = "synthfacs"
 #: 64 images keep the defaults (every built-in method x every metric) well
@@ -417,7 +417,7 @@ class Bench:
         if options is None:
             options = self.config.metric_options.get(metric_name, {})
         return digest({"data": self.prepared.key_hash, "method": canonical_spec(spec), "metric": metric_name,
-                       "options": options})
+                       "options": options, "version": getattr(metric, "version", 0)})
 
     def cached_cell(self, spec: str, metric_name: str, key: str) -> dict[str, Any] | None:
         path = self._cell_path(spec, metric_name)
@@ -590,6 +590,10 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
                         "ci_low": math.nan, "ci_high": math.nan, "n": 0, "reused": False}
             row["cells"][metric_name] = {k: v for k, v in cell.items() if k not in ("scores", "extra_scores", "key")}
             bench._advance(cells_task)
+        undefined = {m: c.get("n_undefined", 0) for m, c in row["cells"].items() if c.get("n_undefined")}
+        if undefined and warn:
+            warn(f"method {spec!r} has undefined maps (constant, NaN or inf), left out of its means: "
+                 + ", ".join(f"{m} {k}/{row['cells'][m].get('n_scored', k)}" for m, k in undefined.items()))
         rows[spec] = row
     bench._done(cells_task)
     targets = prepared.targets.numpy()
@@ -628,6 +632,7 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
                 "description": getattr(metric, "description", ""),
                 "options": getattr(metric, "options", config.metric_options.get(name, {})),
                 "extras": list(getattr(metric, "extra_fields", ())),
+                "column_extras": dict(getattr(metric, "column_extras", {})),
             }
             for name, metric in metrics.items()
         },
@@ -652,17 +657,19 @@ def _arrow(higher_is_better: bool) -> str:
 
 
 def format_cell(cell: dict[str, Any] | None, digits: int = 3, separator: str = " ± ") -> str:
-    """``mean ± half-width`` (``n/a`` when undefined, ``failed`` on error)."""
+    """``mean ± half-width``, then ``(k undef.)`` when k images had undefined maps (``n/a``: none defined)."""
     if not cell:
         return "-"
     if cell.get("error"):
         return "failed"
     mean, low, high = cell.get("mean"), cell.get("ci_low"), cell.get("ci_high")
+    undefined = int(cell.get("n_undefined") or 0)
+    suffix = f" ({undefined} undef.)" if undefined else ""
     if mean is None or not np.isfinite(mean):
-        return "n/a"
+        return "n/a" + suffix
     if low is None or high is None or not np.isfinite(low) or not np.isfinite(high):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f}{separator}{(high - low) / 2:.{digits}f}"
+        return f"{mean:.{digits}f}{suffix}"
+    return f"{mean:.{digits}f}{separator}{(high - low) / 2:.{digits}f}{suffix}"
 
 
 def table_columns(result: dict[str, Any]) -> list[tuple[str, str | None, str]]:
@@ -670,8 +677,8 @@ def table_columns(result: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     columns = []
     for name, info in result["metrics"].items():
         columns.append((name, None, f"{name} {_arrow(info['higher_is_better'])}"))
-        if "ssim" in info.get("extras", []):
-            columns.append((name, "ssim", f"{name} SSIM {_arrow(info['higher_is_better'])}"))
+        for extra, label in (info.get("column_extras") or {}).items():
+            columns.append((name, extra, f"{name} {label} {_arrow(info['higher_is_better'])}"))
     return columns
 
 
@@ -683,14 +690,20 @@ def _cell_of(row: dict[str, Any], metric: str, extra: str | None) -> dict[str, A
 
 
 def best_methods(result: dict[str, Any]) -> dict[tuple[str, str | None], str]:
-    """The non-baseline method with the best mean in each column."""
+    """The non-baseline method with the best mean in each column.
+
+    A cell with undefined maps (constant, NaN or inf; ``n_undefined > 0``) is
+    never best: its mean is over the images the method could be scored on,
+    which is not the same selection as the other methods'.
+    """
     best: dict[tuple[str, str | None], str] = {}
     for metric, extra, _ in table_columns(result):
         higher = result["metrics"][metric]["higher_is_better"]
         candidates = []
         for row in result["methods"]:
             cell = _cell_of(row, metric, extra)
-            if not row["baseline"] and cell and cell.get("mean") is not None and np.isfinite(cell["mean"]):
+            if (not row["baseline"] and cell and cell.get("mean") is not None and np.isfinite(cell["mean"])
+                    and not (row["cells"].get(metric) or {}).get("n_undefined")):
                 candidates.append((cell["mean"] if higher else -cell["mean"], row["method"]))
         if candidates:
             best[(metric, extra)] = max(candidates)[1]
@@ -718,7 +731,9 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"score the localisation metrics). Target: the predicted class"
         + (f" (accuracy on these images {images['accuracy_on_selection']:.3f})." if images.get("accuracy_on_selection") is not None else "."),
         "Cells: mean ± half-width of the 95 % Student-t interval over images. ↑ higher is better, ↓ lower is better; "
-        "bold = best non-baseline method. Time: attribution wall time per image on this machine.",
+        "bold = best non-baseline method among cells without undefined maps; \"(k undef.)\": k images whose map "
+        "was constant, NaN or inf (or whose comparison map was), left out of that cell's mean. "
+        "Time: attribution wall time per image on this machine.",
     ]
     if result.get("skipped_methods"):
         notes.append("Skipped: " + "; ".join(f"`{k}` ({v})" for k, v in result["skipped_methods"].items()))
@@ -801,7 +816,8 @@ def render_table(result: dict[str, Any], max_columns: int = 3) -> Any:
                 f"({images['n']} images, {images['n_with_masks']} with AU masks)\n{family}" if first else family
             ),
             title_justify="left",
-            caption="mean ± 95% CI half-width; ↑/↓ direction; bold = best method; baselines dimmed" if last else None,
+            caption=("mean ± 95% CI half-width; ↑/↓ direction; bold = best method without undefined maps; "
+                     "(k undef.) = k constant/NaN/inf maps left out; baselines dimmed") if last else None,
             caption_justify="left",
         )
         table.add_column("method", no_wrap=True)

@@ -10,8 +10,8 @@ integrated-gradients IntegratedGradients                        steps=32, baseli
 input-x-gradient   InputXGradient
 deeplift           DeepLift                                     baseline=blur
 occlusion          Occlusion                                    window=8, stride=4, baseline=mean
-grad-cam           LayerGradCam at the last Conv2d, upsampled   relu=True, interpolate_mode=bilinear
-guided-grad-cam    GuidedGradCam at the last Conv2d             interpolate_mode=bilinear
+grad-cam           LayerGradCam at the last spatial block       relu=True, interpolate_mode=bilinear
+guided-grad-cam    GuidedGradCam at the last spatial block      interpolate_mode=bilinear
 captum             any class: ``algorithm="NoiseTunnel(Saliency)"``
 ================== ============================================ ==================================
 
@@ -27,7 +27,11 @@ Option aliases: ``steps`` -> ``n_steps``, ``baseline`` -> ``baselines``,
 ``nt_samples``, ``nt_samples_batch_size``, ``stdevs`` and
 ``draw_baseline_from_distrib``.
 
-Layer methods (``Layer*``) return a map per layer unit; it is summed over
+Layer methods (``Layer*``, Grad-CAM) default to the output of the network's
+last spatial block after its rectifier
+(:func:`interpret_core.nn.blocks.last_spatial_block`; ``conv3`` on fer-cnn,
+never the pre-ReLU or a 1x1 classifier convolution); ``layer=`` overrides.
+They return a map per layer unit; it is summed over
 channels and upsampled bilinearly to the input. Neuron methods (``Neuron*``)
 give unit projections through :meth:`attribute_units` (the neuron is each
 unit's argmax, as in the ``deconv`` plugin).
@@ -62,7 +66,7 @@ __all__ = [
     "Occlusion",
     "GradCam",
     "GuidedGradCam",
-    "last_conv_layer",
+    "default_layer",
     "baseline_tensor",
 ]
 
@@ -89,17 +93,11 @@ GENERIC_DEFAULTS: dict[str, Any] = {
 _EXPRESSION = re.compile(r"^\s*(?:(NoiseTunnel)\s*\(\s*([A-Za-z_]\w*)\s*\)|([A-Za-z_]\w*))\s*$")
 
 
-def last_conv_layer(module: nn.Module) -> str:
-    """Dotted name of the last ``nn.Conv2d`` in ``module.named_modules()`` order."""
-    from torch import nn
+def default_layer(module: nn.Module, inputs: torch.Tensor) -> str:
+    """Dotted name of the output of ``module``'s last spatial block after its rectifier, for ``inputs``' size."""
+    from interpret_core.nn.blocks import last_spatial_block
 
-    names = [name for name, sub in module.named_modules() if isinstance(sub, nn.Conv2d)]
-    if not names:
-        raise CapabilityError(
-            f"{type(module).__name__} has no nn.Conv2d layer for Grad-CAM",
-            "pass layer=NAME with a layer whose output is a feature map [N, C, h, w]",
-        )
-    return names[-1]
+    return last_spatial_block(module, tuple(int(v) for v in inputs.shape[1:])).layer
 
 
 def _blur(inputs: torch.Tensor) -> torch.Tensor:
@@ -250,13 +248,13 @@ class CaptumMethod(Attribution):
         return f"{self.name} ({self.algorithm_expression})" if hasattr(self, "algorithm_expression") else self.name
 
     # -- building ------------------------------------------------------------
-    def _build(self, module: nn.Module, layer: str | None = None) -> Any:
+    def _build(self, module: nn.Module, inputs: torch.Tensor, layer: str | None = None) -> Any:
         from interpret_core.nn.hooks import resolve_layer
 
         args: list[Any] = [module]
         kwargs = dict(self.init_options)
         if "layer" in _parameters(self.captum_class.__init__):
-            name = layer or self.layer or last_conv_layer(module)
+            name = layer or self.layer or default_layer(module, inputs)
             kwargs["layer"] = resolve_layer(module, name)
         method = self.captum_class(*args, **kwargs)
         if self.noise_tunnel:
@@ -315,7 +313,7 @@ class CaptumMethod(Attribution):
             target = target.to(device=inputs.device, dtype=torch.long).reshape(-1)
             if target.numel() == 1:
                 target = int(target)
-        method = self._build(module)
+        method = self._build(module, inputs)
         kwargs = self._attribute_kwargs(inputs)
         with warnings.catch_warnings(), torch.enable_grad():
             warnings.simplefilter("ignore")
@@ -344,7 +342,7 @@ class CaptumMethod(Attribution):
         with torch.no_grad():
             activations = forward_to(module, inputs, layer)
         unit_list = list(range(activations.shape[1])) if units is None else [int(u) for u in units]
-        method = self._build(module, layer)
+        method = self._build(module, inputs, layer)
         kwargs = self._attribute_kwargs(inputs)
         maps = []
         for unit in unit_list:
@@ -426,19 +424,19 @@ class Occlusion(CaptumMethod):
 
 
 class GradCam(CaptumMethod):
-    """Grad-CAM at the last conv layer (or ``layer=``), upsampled to the input (Selvaraju et al. 2017)."""
+    """Grad-CAM at the last spatial block after its rectifier (or ``layer=``), upsampled (Selvaraju et al. 2017)."""
 
     name = "grad-cam"
-    description = "Captum LayerGradCam at the last Conv2d (layer=...), ReLU'd, upsampled bilinearly"
+    description = "Captum LayerGradCam at the last spatial block's rectified output (layer=...), ReLU'd, upsampled bilinearly"
     algorithm = "LayerGradCam"
     defaults = {"relu_attributions": True}
     signed = False
 
 
 class GuidedGradCam(CaptumMethod):
-    """Guided backprop times upsampled Grad-CAM, at the last conv layer (or ``layer=``)."""
+    """Guided backprop times upsampled Grad-CAM, at the last spatial block (or ``layer=``)."""
 
     name = "guided-grad-cam"
-    description = "Captum GuidedGradCam at the last Conv2d (layer=...)"
+    description = "Captum GuidedGradCam at the last spatial block's rectified output (layer=...)"
     algorithm = "GuidedGradCam"
     defaults = {"interpolate_mode": "bilinear"}

@@ -1,7 +1,7 @@
 """Faithfulness: deletion and insertion curves (Petsiuk et al. 2018, RISE).
 
-Pixels are ranked by the importance map (most important first; ties in
-raster order). ``deletion`` replaces them, ``steps`` equal shares at a time,
+Pixels are ranked by the importance map (most important first; tied pixels
+in a random order seeded per map, see :mod:`.base`). ``deletion`` replaces them, ``steps`` equal shares at a time,
 with the baseline image and records the softmax probability of the explained
 class; ``insertion`` starts from the baseline and puts the original pixels
 back in the same order. The score is the area under the probability curve
@@ -71,11 +71,12 @@ class _PerturbationCurve(BenchMetric):
         """Target probability after each step: float64 [N, steps + 1]."""
         import torch
 
+        from .base import TIE_SEED
         from .kernels import descending_order, saliency_maps
 
         n, channels, height, width = inputs.shape
         pixels = height * width
-        order = descending_order(saliency_maps(attributions, self.saliency))
+        order = descending_order(saliency_maps(attributions, self.saliency), TIE_SEED)
         rank = torch.empty_like(order)
         rank.scatter_(1, order, torch.arange(pixels).expand(n, pixels))  # rank of each pixel
         counts = torch.round(torch.arange(self.steps + 1, dtype=torch.float64) * pixels / self.steps).to(torch.int64)

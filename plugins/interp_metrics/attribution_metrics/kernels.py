@@ -6,6 +6,8 @@ All functions work on a batch: the first dimension is the image.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -32,10 +34,90 @@ def saliency_maps(attributions: torch.Tensor, mode: str = "abs") -> torch.Tensor
     raise ValueError(f"saliency mode must be one of {SALIENCY_MODES}, got {mode!r}")
 
 
-def descending_order(maps: torch.Tensor) -> torch.Tensor:
-    """Pixel indices [N, H*W] from most to least important; ties keep raster order."""
+def defined_maps(attributions: torch.Tensor) -> torch.Tensor:
+    """bool [N]: the map can be scored: every value finite and the channel-summed map not constant.
+
+    A constant map (all zero, say) orders no pixel before another and points
+    nowhere, and a NaN or inf pixel makes every sum, rank and correlation
+    meaningless; such maps are *undefined* for every metric (see :mod:`.base`).
+    """
+    values = attributions.detach()
+    flat = values.reshape(values.shape[0], -1)
+    finite = torch.isfinite(flat).all(dim=1)
+    summed = saliency_maps(torch.where(torch.isfinite(values), values, torch.zeros_like(values)), "signed")
+    return finite & has_variation(summed)
+
+
+def tie_keys(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Uniform [0, 1) keys float64 [N, H*W] that order tied pixels at random, seeded per map.
+
+    Each map's generator is seeded from sha256(seed, the map's float64 bytes),
+    so a map gets the same tie order whatever batch or position it is scored
+    in, and two different maps get independent orders.
+    """
+    import hashlib
+
+    import numpy as np
+
+    flat = maps.detach().reshape(maps.shape[0], -1).to(torch.float64).cpu()
+    keys = torch.empty(flat.shape, dtype=torch.float64)
+    prefix = int(seed).to_bytes(8, "little", signed=True)
+    for i in range(flat.shape[0]):
+        digest = hashlib.sha256(prefix + np.ascontiguousarray(flat[i].numpy()).tobytes()).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+        keys[i] = torch.rand(flat.shape[1], generator=generator, dtype=torch.float64)
+    return keys.to(maps.device)
+
+
+def descending_order(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Pixel indices [N, H*W] from most to least important; ties in a seeded random order.
+
+    Raster order for ties would let the image layout decide (a map that is
+    zero on 94 % of its pixels deletes its zeros top row first); the order
+    among tied pixels is drawn with :func:`tie_keys` instead.
+    """
     flat = maps.reshape(maps.shape[0], -1)
-    return torch.sort(flat, dim=1, descending=True, stable=True).indices
+    shuffle = torch.argsort(tie_keys(maps, seed), dim=1)  # a random permutation per map
+    shuffled = torch.gather(flat, 1, shuffle)
+    order = torch.sort(shuffled, dim=1, descending=True, stable=True).indices
+    return torch.gather(shuffle, 1, order)
+
+
+def expected_top_k_inside(values: torch.Tensor, inside: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Expected count float64 [N] of ``inside`` pixels among the ``k`` largest ``values``, ties in random order.
+
+    Args:
+        values: [N, P] importance per pixel.
+        inside: bool [N, P] pixels of the region.
+        k: int [N] how many pixels are taken (0 <= k <= P).
+
+    Pixels above the k-th largest value are all taken; the tied group at it
+    fills the remaining ``k - above`` places, each tied pixel with the same
+    chance, so it adds ``(k - above) * tied_inside / tied``: exact, no sampling.
+    """
+    values = values.to(torch.float64)
+    n, p = values.shape
+    k = k.to(torch.int64).clamp(0, p)
+    ordered = torch.sort(values, dim=1, descending=True).values
+    kth = ordered.gather(1, (k - 1).clamp(min=0).view(-1, 1))  # [N, 1]
+    above = values > kth
+    tied = values == kth
+    places = (k - above.sum(dim=1)).to(torch.float64)
+    tied_inside = (tied & inside).sum(dim=1).to(torch.float64)
+    expected = (above & inside).sum(dim=1).to(torch.float64) + places * tied_inside / tied.sum(dim=1).clamp(min=1)
+    return torch.where(k > 0, expected, torch.zeros_like(expected))
+
+
+def dilate(masks: torch.Tensor, radius: float) -> torch.Tensor:
+    """bool [N, H, W]: pixels within Euclidean distance ``radius`` px of a ``True`` pixel of ``masks``."""
+    masks = masks.to(torch.bool)
+    reach = int(math.floor(float(radius)))
+    if reach < 1:
+        return masks.clone()
+    offsets = torch.arange(-reach, reach + 1, dtype=torch.float64)
+    disk = (offsets.view(-1, 1) ** 2 + offsets.view(1, -1) ** 2 <= float(radius) ** 2).to(torch.float32)
+    grown = F.conv2d(masks[:, None].to(torch.float32), disk[None, None].to(masks.device), padding=reach)
+    return grown[:, 0] > 0.5
 
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,10 @@ image (ground-truth AU masks on SynthFACS, landmark regions on CK+), at the
 attribution's resolution. Importance maps come from
 :func:`.kernels.saliency_maps` (channels summed, then ``abs``/``positive``/``signed``).
 
-A constant map (no variation, e.g. all zeros) localises nothing and scores 0
-on all three metrics; an empty mask scores NaN (the bench excludes images
-without AUs before calling).
+A constant map (no variation, e.g. all zeros) localises nothing: it is
+undefined (NaN, counted by the bench; see :mod:`.base`), as is an empty mask
+(the bench excludes images without AUs before calling). Ties are scored by
+their exact expectation over a random order of the tied pixels.
 """
 
 from __future__ import annotations
@@ -44,42 +45,81 @@ class _Localisation(BenchMetric):
     def _finalise(scores, informative, nonempty):
         import torch
 
-        scores = torch.where(informative, scores, torch.zeros_like(scores))
-        return torch.where(nonempty, scores, torch.full_like(scores, float("nan")))
+        return torch.where(informative & nonempty, scores, torch.full_like(scores, float("nan")))
+
+
+def pointing_tolerance(model, input_size) -> float:
+    """The default pointing-game tolerance in input px: half the input stride of the model's last spatial block.
+
+    The coarsest maps the bench scores (Grad-CAM and the CAM family) live on
+    the grid of the last spatial block (:func:`interpret_core.nn.blocks.last_spatial_block`),
+    whose cells are ``stride`` px apart; such a map can place its peak no
+    closer than half a cell, so the game forgives that much, for every method
+    alike. fer-cnn: conv3 is 16x16 on a 64 px input, stride 4, tolerance 2 px.
+    """
+    from interpret_core.nn.blocks import last_spatial_block
+
+    block = last_spatial_block(model, tuple(int(v) for v in input_size))
+    return max(block.stride) / 2
 
 
 class AUPointingGame(_Localisation):
     """Hit (1) when the map's maximum lies within ``tolerance`` px of an AU region, else miss (0).
 
     Options:
-        tolerance: pixels (Euclidean) around the regions that still count as a
-            hit. Default 2 px on 64 px faces (TorchRay uses 15 px on ~224 px
-            images, Quantus none); 0 is the strict game.
+        tolerance: pixels (Euclidean distance at the model's input) around the
+            regions that still count as a hit; ``"auto"`` (default) = half the
+            input stride of the model's last spatial block
+            (:func:`pointing_tolerance`: 2 px for fer-cnn); 0 is the strict game
+            (as Quantus). TorchRay uses 15 px on ~224 px images.
         saliency: ``abs`` (default, as TorchRay for gradient maps), ``positive`` or ``signed``.
 
-    Ties for the maximum go to the first pixel in raster order (as ``argmax``).
+    Ties for the maximum score their expectation: the share of the tied
+    maxima that are hits. The extra field ``chance`` is the hit rate of a
+    peak drawn uniformly over the image at the same tolerance (the share of
+    pixels within ``tolerance`` of the regions), per image, so every cell
+    carries its own chance level.
     """
 
     name = "au-pointing-game"
     description = "Hit rate: the attribution maximum falls inside (or within tolerance px of) the present AUs' regions."
+    extra_fields = ("chance", "tolerance_px")
+    column_extras = {"chance": "chance"}
 
-    def __init__(self, tolerance: float = 2.0, saliency: str | None = None, **unknown: Any):
-        tolerance = self._check_number(self.name, "tolerance", tolerance, 0.0)
+    def __init__(self, tolerance: float | str = "auto", saliency: str | None = None, **unknown: Any):
+        if tolerance != "auto":
+            tolerance = self._check_number(self.name, "tolerance", tolerance, 0.0)
         super().__init__(saliency=saliency, tolerance=tolerance, unknown=unknown)
         self.tolerance = tolerance
+        self.needs_model = tolerance == "auto"
+        self._auto: dict[tuple[int, tuple[int, ...]], float] = {}
+
+    def tolerance_px(self, model, inputs) -> float:
+        """The tolerance used for ``inputs`` on ``model``, in px."""
+        if self.tolerance != "auto":
+            return float(self.tolerance)
+        key = (id(model), tuple(inputs.shape[1:]))
+        if key not in self._auto:
+            self._auto[key] = pointing_tolerance(model, inputs.shape[1:])
+        return self._auto[key]
+
+    def finish(self) -> None:
+        self._auto.clear()
 
     def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
         import torch
 
+        from .kernels import dilate
+
         maps, masks, informative, nonempty = self._prepare(attributions, masks)
-        n, height, width = maps.shape
-        peak = maps.reshape(n, -1).argmax(dim=1)
-        py, px = peak // width, peak % width
-        ys = torch.arange(height).view(1, height, 1)
-        xs = torch.arange(width).view(1, 1, width)
-        distance2 = (ys - py.view(n, 1, 1)) ** 2 + (xs - px.view(n, 1, 1)) ** 2
-        near = distance2.to(torch.float64) <= self.tolerance**2
-        hits = (masks & near).flatten(1).any(dim=1).to(torch.float64)
+        n = maps.shape[0]
+        tolerance = self.tolerance_px(model, inputs)
+        near = dilate(masks, tolerance).reshape(n, -1)  # pixels where a peak counts as a hit
+        flat = maps.reshape(n, -1)
+        peaks = flat == flat.amax(dim=1, keepdim=True)
+        hits = (peaks & near).sum(dim=1).to(torch.float64) / peaks.sum(dim=1).clamp(min=1).to(torch.float64)
+        self.record_extra("chance", near.to(torch.float64).mean(dim=1))
+        self.record_extra("tolerance_px", torch.full((n,), tolerance, dtype=torch.float64))
         return self._finalise(hits, informative, nonempty)
 
 
@@ -103,7 +143,7 @@ class AURelevanceMass(_Localisation):
         maps, masks, informative, nonempty = self._prepare(attributions, masks)
         total = maps.flatten(1).sum(dim=1)
         inside = (maps * masks).flatten(1).sum(dim=1)
-        informative = informative & (total > 0)
+        informative = informative & (total > 0)  # a positive map with no positive pixel: undefined
         share = inside / total.clamp(min=1e-300)
         return self._finalise(share, informative, nonempty)
 
@@ -114,7 +154,10 @@ class AURelevanceRank(_Localisation):
     Options:
         saliency: ``abs`` (default), ``positive`` or ``signed``.
 
-    Ties at the K-th value go to pixels in raster order (a stable sort).
+    Ties at the K-th value score their expectation over a random order of
+    the tied pixels: the pixels above the K-th value count as they are, and
+    the tied group fills the remaining places in proportion to its share
+    inside the region (:func:`.kernels.expected_top_k_inside`).
     """
 
     name = "au-relevance-rank"
@@ -126,15 +169,12 @@ class AURelevanceRank(_Localisation):
     def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
         import torch
 
-        from .kernels import descending_order
+        from .kernels import expected_top_k_inside
 
         maps, masks, informative, nonempty = self._prepare(attributions, masks)
         n = maps.shape[0]
-        order = descending_order(maps)  # [N, P] pixel indices by importance
         flat_masks = masks.reshape(n, -1)
         size = flat_masks.sum(dim=1)  # K per image
-        in_region_by_rank = torch.gather(flat_masks, 1, order)  # [N, P]: rank r pixel inside?
-        ranks = torch.arange(order.shape[1]).view(1, -1)
-        top = ranks < size.view(-1, 1)
-        share = (in_region_by_rank & top).sum(dim=1).to(torch.float64) / size.clamp(min=1).to(torch.float64)
+        inside = expected_top_k_inside(maps.reshape(n, -1), flat_masks, size)
+        share = inside / size.clamp(min=1).to(torch.float64)
         return self._finalise(share, informative, nonempty)

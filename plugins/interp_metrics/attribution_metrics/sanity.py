@@ -8,9 +8,10 @@ Both metrics compare two attribution maps of the same images with
   maps, each scaled to [0, 1] by its maximum: an extra field ``ssim``.
 
 For both, lower means the method is more sensitive to what changed, which is
-what a faithful explanation should be. Where one map is constant (e.g. all
-zero) the rank correlation is undefined; it counts as 0 (nothing in common)
-when only one map is constant and 1 when both are.
+what a faithful explanation should be. Where the compared map is undefined
+(constant, e.g. all zero, or with a NaN or inf value) the similarity is
+undefined too: NaN for that image, counted by the bench (see :mod:`.base`;
+the explained map itself is checked there).
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ def _similarity(first, second):
 
     from .kernels import has_variation, normalise_unit_range, saliency_maps, spearman, ssim
 
+    from .kernels import defined_maps
+
     a = saliency_maps(first, "abs")
     b = saliency_maps(second, "abs")
-    rho = spearman(a, b)
-    varied_a, varied_b = has_variation(a), has_variation(b)
-    fallback = (~varied_a & ~varied_b).to(torch.float64)  # 1 if both constant, else 0
-    rho = torch.where(varied_a & varied_b, rho, fallback)
-    return rho, ssim(normalise_unit_range(a), normalise_unit_range(b), data_range=1.0)
+    defined = defined_maps(second) & has_variation(a) & has_variation(b)
+    b = torch.where(torch.isfinite(b), b, torch.zeros_like(b))
+    undefined = torch.full((a.shape[0],), float("nan"), dtype=torch.float64)
+    rho = torch.where(defined, spearman(a, b), undefined)
+    structural = torch.where(defined, ssim(normalise_unit_range(a), normalise_unit_range(b), data_range=1.0), undefined)
+    return rho, structural
 
 
 def parameterised_layers(module) -> list[str]:
@@ -89,6 +93,7 @@ class ModelRandomization(BenchMetric):
     needs_model = True
     needs_method = True
     extra_fields = ("ssim", "spearman_final", "ssim_final")
+    column_extras = {"ssim": "SSIM"}
 
     def __init__(self, layers: int = 0, stages: int = 3, seed: int = 0, **unknown: Any):
         layers = self._check_number(self.name, "layers", layers, 0, integer=True)
@@ -156,6 +161,7 @@ class ClassSensitivity(BenchMetric):
     needs_model = True
     needs_method = True
     extra_fields = ("ssim",)
+    column_extras = {"ssim": "SSIM"}
 
     def __init__(self, other: str = "second", **unknown: Any):
         self._check_choice(self.name, "other", other, ("second", "least"))
