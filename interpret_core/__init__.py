@@ -21,16 +21,17 @@ from interpret_core.api.errors import (
 )
 from interpret_core.registry.hookspecs import hookimpl
 from interpret_core.api.interfaces import (
-    EMOTIONS,
     Attribution,
     AttributionMetric,
     Dataset,
-    Fold,
+    MetricResult,
     Model,
+    ReportTable,
     Sample,
     UnitMetric,
     UnitMetricResult,
 )
+from interpret_core.analysis.splits import Fold
 from interpret_core.registry.loader import (
     get_attribution,
     get_attribution_metric,
@@ -48,7 +49,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
-    "EMOTIONS",
     "Attribution",
     "AttributionMetric",
     "CapabilityError",
@@ -56,8 +56,10 @@ __all__ = [
     "Dataset",
     "Fold",
     "InterpError",
+    "MetricResult",
     "Model",
     "PluginError",
+    "ReportTable",
     "Sample",
     "UnitMetric",
     "UnitMetricResult",

@@ -16,7 +16,7 @@ from interpret_core import UsageError, get_attribution, get_attribution_metric
 torch.set_num_threads(1)
 
 
-def _call(metric, attributions, masks=None, inputs=None, targets=None, model=None, method=None):
+def _call(metric, attributions, masks=None, inputs=None, targets=None, model=None, method=None, evaluate=False):
     attributions = torch.as_tensor(attributions, dtype=torch.float32)
     if attributions.ndim == 3:
         attributions = attributions[:, None]
@@ -24,7 +24,8 @@ def _call(metric, attributions, masks=None, inputs=None, targets=None, model=Non
     inputs = torch.zeros_like(attributions) if inputs is None else inputs
     targets = torch.zeros(n, dtype=torch.int64) if targets is None else targets
     masks = None if masks is None else torch.as_tensor(masks, dtype=torch.bool)
-    return metric(inputs=inputs, targets=targets, attributions=attributions, masks=masks, model=model, method=method)
+    score = metric.evaluate if evaluate else metric  # evaluate: the whole MetricResult; calling: the scores
+    return score(inputs=inputs, targets=targets, attributions=attributions, masks=masks, model=model, method=method)
 
 
 def _box(shape, rows, cols):
@@ -95,9 +96,10 @@ def test_constant_maps_and_empty_masks_are_undefined():
     for name in ("au-pointing-game", "au-relevance-mass", "au-relevance-rank"):
         options = {"tolerance": 0} if name == "au-pointing-game" else {}
         metric = get_attribution_metric(name, **options)
-        scores = _call(metric, maps, np.stack([mask, empty, mask]))
+        measured = _call(metric, maps, np.stack([mask, empty, mask]), evaluate=True)
+        scores = measured.scores
         assert math.isnan(scores[0]) and math.isnan(scores[1]) and np.isfinite(scores[2]), name
-        np.testing.assert_array_equal(metric.undefined, [True, True, False])
+        np.testing.assert_array_equal(measured.undefined, [True, True, False])
 
 
 def test_relevance_mass_exact_fractions():
@@ -298,15 +300,16 @@ def test_randomization_is_one_for_weight_independent_maps_and_below_one_otherwis
     for baseline in ("centre-gaussian", "random-map"):
         method = get_attribution(baseline)
         attributions = method.attribute(model, inputs, targets)
-        scores = metric(inputs=inputs, targets=targets, attributions=attributions, model=model, method=method)
-        np.testing.assert_allclose(scores, 1.0, atol=1e-12)
-        np.testing.assert_allclose(metric.extras["ssim"], 1.0, atol=1e-12)
+        measured = metric.evaluate(inputs=inputs, targets=targets, attributions=attributions, model=model, method=method)
+        np.testing.assert_allclose(measured.scores, 1.0, atol=1e-12)
+        np.testing.assert_allclose(measured.extras["ssim"], 1.0, atol=1e-12)
     method = Gradient()
     attributions = method.attribute(model, inputs, targets)
-    scores = metric(inputs=inputs, targets=targets, attributions=attributions, model=model, method=method)
+    measured = metric.evaluate(inputs=inputs, targets=targets, attributions=attributions, model=model, method=method)
+    scores = measured.scores
     assert np.all(scores < 0.9)
-    assert set(metric.extras) == {"ssim", "spearman_final", "ssim_final"}
-    assert np.all(metric.extras["ssim_final"] < 0.9)
+    assert set(measured.extras) == {"ssim", "spearman_final", "ssim_final"}
+    assert np.all(measured.extras["ssim_final"] < 0.9)
     # Deterministic, and the trained model is untouched (the cascade works on a copy).
     before = {k: v.clone() for k, v in model.state_dict().items()}
     again = metric(inputs=inputs, targets=targets, attributions=attributions, model=model, method=method)

@@ -110,7 +110,7 @@ def test_au_intensity_zero_counts_as_present():
 def test_planted_detectors_are_mapped_with_high_spatial_agreement(planted):
     model, data, scan = planted
     result = AUDistance().evaluate(model, data, ["act1"], scan=scan)
-    mapping = {row["au"]: row for row in result.extra["mapping"]}
+    mapping = {row["au"]: row for row in result.mapping}
     for unit, au in enumerate((1, 2, 4, 12)):
         row = mapping[au]
         assert (row["layer"], row["unit"]) == ("act1", unit)
@@ -133,7 +133,7 @@ def test_planted_detectors_are_mapped_with_high_spatial_agreement(planted):
 def test_planted_mapping_across_layers_and_units_per_au(planted):
     model, data, scan = planted
     result = AUDistance(units_per_au="2", locate="none").evaluate(model, data, model.layers, scan=scan)
-    rows = [r for r in result.extra["mapping"] if r["au"] == 2]
+    rows = [r for r in result.mapping if r["au"] == 2]
     # Two units per AU, best first; ties go to the shallower layer, then the lower unit.
     assert [r["rank"] for r in rows] == [0, 1] and (rows[0]["layer"], rows[0]["unit"]) == ("act1", 1)
     distances = {(r["layer"], r["unit"]): r["distance"] for r in result.scores if r["au"] == 2}
@@ -143,7 +143,7 @@ def test_planted_mapping_across_layers_and_units_per_au(planted):
     assert distances[("act2", 0)] == distances[("act1", 1)] == 1.0
     per_layer = {(r["au"], r["layer"]): r["unit"] for r in result.extra["layer_mapping"]}
     assert per_layer[(1, "act2")] == 1 and per_layer[(2, "act2")] == 0 and per_layer[(12, "act2")] == 3
-    assert all(r["spatial_agreement"] is None for r in result.extra["mapping"])
+    assert all(r["spatial_agreement"] is None for r in result.mapping)
 
 
 def test_projection_locating_agrees_with_receptive_field_on_planted_units(planted):
@@ -153,7 +153,7 @@ def test_projection_locating_agrees_with_receptive_field_on_planted_units(plante
     with pytest.raises(CapabilityError, match="projection"):
         AUDistance(locate="projection").evaluate(model, data, ["act1"], scan=scan)
     result = AUDistance(locate="projection", controls=False).evaluate(model, data, ["act1"], scan=scan, method=UnitMaxGradient())
-    mapping = {row["au"]: row for row in result.extra["mapping"]}
+    mapping = {row["au"]: row for row in result.mapping}
     for au in (1, 2, 4, 12):
         assert mapping[au]["spatial_agreement"] > 0.9 > 0.2 > mapping[au]["chance"]
         assert mapping[au]["agreement_p"] < 1e-6
@@ -202,7 +202,7 @@ def test_spatial_agreement_maps_a_resized_input_back_to_image_pixels():
     # The model sees the 32x32 images upsampled to 64x64; regions stay in image pixels.
     model, data = PlantedModel(input_size=(1, 64, 64)), PlantedDataset(count=120, seed=1)
     result = AUDistance(min_images=5, controls=False).evaluate(model, data, ["act1"])
-    mapping = {row["au"]: row for row in result.extra["mapping"]}
+    mapping = {row["au"]: row for row in result.mapping}
     for unit, au in enumerate((1, 2, 4, 12)):
         assert mapping[au]["unit"] == unit
         assert mapping[au]["spatial_agreement"] > 0.9 > 0.2 > mapping[au]["chance"]

@@ -133,7 +133,7 @@ class Interrupting(AttributionMetric):
     def evaluate_batch(self, *, inputs, **_):
         if Interrupting.armed:
             raise KeyboardInterrupt
-        return torch.zeros(inputs.shape[0])
+        return interpret_core.MetricResult(torch.zeros(inputs.shape[0]))
 
 
 class _Plugin:

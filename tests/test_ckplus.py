@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from interpret_core import EMOTIONS, DataError, UsageError
+from interp_datasets.emotions import EMOTIONS
+from interpret_core.analysis.splits import subject_kfold
+from interpret_core import DataError, UsageError
 from interp_datasets.alignment import EYE_LEFT_POSITION, EYE_RIGHT_POSITION
 from interp_datasets.ckplus import CKPlusDataset, read_emotion, read_facs, read_landmarks
 
@@ -293,8 +295,8 @@ def test_crop_cache_is_reused_and_invalidated(release):
 
 def test_kfold_is_subject_independent_and_deterministic(release):
     data = CKPlusDataset(data_root=release, protocol="all")
-    folds = data.kfold(k=3, seed=4)
-    again = data.kfold(k=3, seed=4)
+    folds = subject_kfold(data.subjects, k=3, seed=4)
+    again = subject_kfold(data.subjects, k=3, seed=4)
     subjects = np.array(data.subjects)
     covered = np.concatenate([f.test for f in folds])
     assert sorted(covered.tolist()) == list(range(len(data)))

@@ -76,10 +76,11 @@ def test_every_registered_metric_gives_undefined_maps_nan_and_flags_them(broken)
         metric = get_attribution_metric(name)
         kwargs = _kwargs(maps)
         kwargs["method"] = method
-        scores = metric(**kwargs)
+        measured = metric.evaluate(**kwargs)
+        scores = measured.scores
         assert math.isnan(scores[1]), (name, broken)
         assert np.isfinite(scores[[0, 2]]).all(), (name, broken, scores)
-        assert metric.undefined.tolist() == [False, True, False], name
+        assert measured.undefined.tolist() == [False, True, False], name
 
 
 def test_tie_keys_are_seeded_by_the_map_not_its_position():
@@ -126,9 +127,9 @@ def test_pointing_game_scores_the_share_of_tied_maxima_that_hit():
     attribution = np.zeros((1, 8, 8))
     attribution[0, 0, 0] = attribution[0, 7, 7] = attribution[0, 7, 0] = 5.0  # one of three maxima hits
     metric = get_attribution_metric("au-pointing-game", tolerance=0)
-    score = metric(**_kwargs(attribution, masks))
-    assert score[0] == pytest.approx(1 / 3)
-    assert metric.extras["chance"][0] == pytest.approx(4 / 64)
+    measured = metric.evaluate(**_kwargs(attribution, masks))
+    assert measured.scores[0] == pytest.approx(1 / 3)
+    assert measured.extras["chance"][0] == pytest.approx(4 / 64)
 
 
 def test_relevance_rank_ties_score_their_expectation():
@@ -160,8 +161,8 @@ def test_pointing_tolerance_defaults_to_half_the_stride_of_the_last_spatial_bloc
     masks[0, 3, 3] = True
     # the tiny net's block is 8x8 on 8 px (stride 1): tolerance 0.5 px, chance = 1/64
     tiny = get_attribution_metric("au-pointing-game")
-    tiny(**_kwargs(np.random.default_rng(0).random((1, 8, 8)), masks))
-    assert tiny.extras["tolerance_px"][0] == 0.5 and tiny.extras["chance"][0] == pytest.approx(1 / 64)
+    measured = tiny.evaluate(**_kwargs(np.random.default_rng(0).random((1, 8, 8)), masks))
+    assert measured.extras["tolerance_px"][0] == 0.5 and measured.extras["chance"][0] == pytest.approx(1 / 64)
 
 
 def test_deletion_tie_order_is_deterministic_and_batch_independent():

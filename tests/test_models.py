@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 import interpret_core
-from interpret_core import EMOTIONS, WeightsError, get_model
+from interp_datasets.emotions import EMOTIONS
+from interpret_core import WeightsError, get_model
 from interpret_core.cli import main
 from interpret_core.nn.weights import card_path, read_card, save_weights, sha256_file
 

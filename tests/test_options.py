@@ -9,8 +9,8 @@ import pytest
 
 from interpret_core import UsageError
 from interpret_core.api.errors import UnknownNameError
+from interpret_core.registry.loader import open_dataset
 from interpret_core.registry.options import (
-    open_dataset,
     parse_method_spec,
     parse_options,
     parse_value,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from interpret_core import EMOTIONS, Dataset, Sample, UsageError, get_model
+from interp_datasets.emotions import EMOTIONS
+from interpret_core import Dataset, Sample, UsageError, get_model
 from interpret_core.cli import main
 from interpret_core.workflows.training import (
     TrainConfig,

@@ -12,6 +12,7 @@ from interpret_core.analysis.unit_scan import UnitScan, annotations, scan_units
 
 class TinyModel(Model):
     name = "tiny-scan-net"
+    default_class_names = ("a", "b", "c")
 
     def build(self):
         import torch

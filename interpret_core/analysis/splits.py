@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
 from interpret_core.api.errors import UsageError
-from interpret_core.api.interfaces import Fold
+
+__all__ = ["Fold", "subject_kfold"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One subject-independent split; indices are sample indices of a Dataset."""
+
+    index: int
+    train: np.ndarray
+    test: np.ndarray
+    train_subjects: tuple[str, ...]
+    test_subjects: tuple[str, ...]
 
 
 def subject_kfold(subjects: Sequence[str], k: int = 10, seed: int = 0) -> list[Fold]:

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interpret_core.api.errors import DataError, UsageError
+from interpret_core.api.interfaces import Dataset
 
 if TYPE_CHECKING:  # pragma: no cover
-    from interpret_core.api.interfaces import Dataset, Model
+    from interpret_core.api.interfaces import Model
 
 __all__ = ["UnitScan", "scan_units", "load_batch", "annotations"]
 
@@ -124,77 +125,37 @@ class UnitScan:
 
 
 def annotations(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> tuple[list[dict[int, int]], np.ndarray]:
-    """AUs and emotion (-1 if none) of the samples at ``indices``.
+    """AUs and emotion (-1 if none) of the samples at ``indices``, from the data set's AU table.
 
-    Uses the data set's bulk AU table (``au_presence()`` / ``au_matrix()``, as
-    the CK+ reader has) or ``annotations(indices)`` if it has one, else
-    decodes the samples.
+    Reads :meth:`Dataset.au_presence` / :meth:`Dataset.au_matrix` and
+    :attr:`Dataset.emotions`, which a reader such as CK+'s answers without
+    decoding images (the base class decodes samples).
     """
     indices = np.asarray(indices, dtype=np.int64)
-    presence_of = getattr(dataset, "au_presence", None)
-    if callable(presence_of):  # CK+ / SynthFACS readers: AU table without decoding images
-        numbers, presence = presence_of()
-        matrix_of = getattr(dataset, "au_matrix", None)
-        intensity = matrix_of(numbers)[1] if callable(matrix_of) else np.zeros(presence.shape, dtype=np.int64)
-        all_emotions = dataset.emotions  # a property: read it once
-        emotions = [all_emotions[int(i)] for i in indices.tolist()]
-        aus = [
-            {int(numbers[j]): int(intensity[i, j]) for j in np.flatnonzero(presence[i])} for i in indices.tolist()
-        ]
-        return aus, np.asarray([-1 if e is None else int(e) for e in emotions], dtype=np.int64)
-    bulk = getattr(dataset, "annotations", None)
-    if callable(bulk):
-        try:
-            found = bulk(indices)
-        except (TypeError, NotImplementedError):
-            found = None
-        if found is not None:
-            aus, emotions = _split_annotations(found, len(indices))
-            if aus is not None and emotions is not None:
-                return aus, emotions
-    aus_list, emotion_list = [], []
-    for index in indices:
-        sample = dataset[int(index)]
-        aus_list.append(dict(sample.aus))
-        emotion_list.append(-1 if sample.emotion is None else int(sample.emotion))
-    return aus_list, np.asarray(emotion_list, dtype=np.int64)
+    numbers, presence = dataset.au_presence()
+    _, intensity = dataset.au_matrix(numbers)
+    all_emotions = dataset.emotions  # a property: read it once
+    emotions = [all_emotions[int(i)] for i in indices.tolist()]
+    aus = [{int(numbers[j]): int(intensity[i, j]) for j in np.flatnonzero(presence[i])} for i in indices.tolist()]
+    return aus, np.asarray([-1 if e is None else int(e) for e in emotions], dtype=np.int64)
 
 
-def _split_annotations(found: Any, count: int) -> tuple[list[dict[int, int]] | None, np.ndarray | None]:
-    aus = emotions = None
-    if isinstance(found, dict):
-        aus = found.get("aus")
-        emotions = found.get("emotions", found.get("emotion"))
-    elif isinstance(found, (tuple, list)) and len(found) == 2:
-        aus, emotions = found
-    if aus is None or emotions is None or len(aus) != count:
-        return None, None
-    emotions = np.asarray([-1 if e is None or (isinstance(e, (int, np.integer)) and e < 0) else int(e) for e in emotions], dtype=np.int64)
-    return [dict(a) for a in aus], emotions
+def _has_own_arrays(dataset: Dataset) -> bool:
+    """Whether ``dataset.arrays`` is the plugin's own bulk accessor rather than the base class's decoding loop."""
+    return getattr(dataset.arrays, "__func__", None) is not Dataset.arrays
 
 
 def load_batch(dataset: Dataset, indices: np.ndarray) -> tuple[np.ndarray, list[dict[int, int]] | None, np.ndarray | None]:
-    """Images float32 [B, H, W] of ``indices``, with AUs and emotions when cheap.
+    """Images float32 [B, H, W] of ``indices``, with AUs and emotions when they come for free.
 
-    Prefers the data set's bulk ``arrays(indices)`` accessor (which may
-    return just images, or a mapping / tuple that also holds ``aus`` and
-    ``emotions``); falls back to decoding each sample.
+    A data set with its own :meth:`Dataset.arrays` gives pixels only (AUs and
+    emotions None: read them from its AU table, :func:`annotations`); any
+    other is decoded sample by sample, once, keeping each sample's AUs and
+    emotion on the way.
     """
-    bulk = getattr(dataset, "arrays", None)
-    if callable(bulk):
-        found = bulk(indices)
-        images = found
-        aus = emotions = None
-        if isinstance(found, dict):
-            images = found.get("images", found.get("image"))
-            if "aus" in found:
-                aus, emotions = _split_annotations(found, len(indices))
-        elif isinstance(found, (tuple, list)):
-            images = found[0]
-            if len(found) >= 3:
-                aus, emotions = _split_annotations((found[1], found[2]), len(indices))
-        if images is not None:
-            return np.asarray(images, dtype=np.float32), aus, emotions
+    if _has_own_arrays(dataset):
+        images, _ = dataset.arrays(indices)
+        return np.asarray(images, dtype=np.float32), None, None
     images_list, aus_list, emotion_list = [], [], []
     for index in indices:
         sample = dataset[int(index)]
@@ -237,7 +198,7 @@ def scan_units(
 
     Args:
         model: the wrapped network (eval mode); ``model.to_input`` preprocesses.
-        dataset: the images; its ``arrays(indices)`` bulk accessor is used if present.
+        dataset: the images; its own ``arrays(indices)`` bulk accessor is used if it has one.
         layers: dotted layer names (default in callers: ``model.layers``).
         batch_size: images per forward pass.
         top_k: images kept per unit, by descending maximum.

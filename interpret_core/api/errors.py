@@ -8,7 +8,6 @@ Every error a user can cause derives from :class:`InterpError`. The CLI prints
 from __future__ import annotations
 
 #: Exit codes shared by every command.
-EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

@@ -9,8 +9,14 @@ Captum's ``attr/_utils/attribution.py``):
   needs (analysable layers, input size, class names, model card).
 * :class:`Attribution` maps inputs to pixel-space attributions, at class
   level and optionally per unit of a layer.
-* :class:`UnitMetric` scores (layer, unit, concept) triples over a data set;
-  :class:`AttributionMetric` scores attribution maps against annotations.
+* :class:`UnitMetric` scores (layer, unit, concept) triples over a data set
+  and returns a :class:`UnitMetricResult`; :class:`AttributionMetric` scores
+  attribution maps against annotations and returns a :class:`MetricResult`.
+
+Everything the core reads from a plugin is declared here, with a default:
+capability flags are class attributes, optional abilities are methods with a
+working base implementation (``Dataset.arrays`` decodes samples when a plugin
+has no faster way). The core never probes a plugin with ``getattr``.
 
 This module never imports torch at import time, so ``interp --help`` and
 ``interp plugins`` stay fast. Plugins follow the same rule.
@@ -28,35 +34,25 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from interpret_core.api.errors import CapabilityError, UsageError
+from interpret_core.api.errors import CapabilityError, DataError, PluginError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
     from torch import nn
 
+    from interpret_core.analysis.unit_scan import UnitScan
+
 __all__ = [
     "Sample",
-    "Fold",
     "Dataset",
     "Model",
     "Attribution",
     "UnitMetric",
     "UnitMetricResult",
+    "ReportTable",
     "AttributionMetric",
-    "EMOTIONS",
+    "MetricResult",
 ]
-
-#: CK+ emotion codes 0-7, in the order of the release's ``*_emotion.txt`` files.
-EMOTIONS: tuple[str, ...] = (
-    "neutral",
-    "anger",
-    "contempt",
-    "disgust",
-    "fear",
-    "happy",
-    "sadness",
-    "surprise",
-)
 
 
 @dataclasses.dataclass
@@ -95,29 +91,23 @@ class Sample:
         return self.au_masks if self.au_masks is not None else self.au_regions
 
 
-@dataclasses.dataclass(frozen=True)
-class Fold:
-    """One subject-independent split; indices are sample indices of a Dataset."""
-
-    index: int
-    train: np.ndarray
-    test: np.ndarray
-    train_subjects: tuple[str, ...]
-    test_subjects: tuple[str, ...]
-
-
 class Dataset(abc.ABC):
     """A sequence of :class:`Sample`; subclasses register under ``name``.
 
+    Subclasses implement ``class_names``, ``__len__`` and ``__getitem__``. The
+    bulk accessors (:attr:`subjects`, :attr:`emotions`, :meth:`arrays`,
+    :meth:`au_presence`, :meth:`au_matrix`, :meth:`summary`) work by decoding
+    samples; override them when the plugin can answer without decoding.
+
     Capability flags:
-        has_au_masks: samples carry ground-truth ``au_masks``.
-        has_landmarks: samples carry landmarks and ``au_regions``.
+        has_au_masks: samples carry ground-truth ``au_masks`` (else spatial
+            scores use the landmark-derived ``au_regions``); results record
+            which of the two a score was measured against.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     has_au_masks: ClassVar[bool] = False
-    has_landmarks: ClassVar[bool] = True
 
     @property
     @abc.abstractmethod
@@ -146,11 +136,83 @@ class Dataset(abc.ABC):
         """Emotion index of each sample, in sample order. Override to avoid decoding."""
         return [sample.emotion for sample in self]
 
-    def kfold(self, k: int = 10, seed: int = 0) -> list[Fold]:
-        """Subject-independent k-fold splits, deterministic for ``seed``."""
-        from interpret_core.analysis.splits import subject_kfold
+    def arrays(
+        self, indices: Sequence[int] | np.ndarray | None = None, progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bulk pixels of ``indices`` (default: every sample).
 
-        return subject_kfold(self.subjects, k=k, seed=seed)
+        Args:
+            progress: the plugin may draw a progress bar on stderr while decoding.
+
+        Returns:
+            (images float32 [n, H, W] in [0, 1], emotions int64 [n], -1 = unlabelled).
+            Every sample must have the same size (cropping is the plugin's job).
+        """
+        selected = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
+        images, emotions = [], []
+        for index in selected.tolist():
+            sample = self[int(index)]
+            images.append(np.asarray(sample.image, dtype=np.float32))
+            emotions.append(-1 if sample.emotion is None else int(sample.emotion))
+        if not images:
+            return np.zeros((0, 1, 1), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        shapes = {image.shape for image in images}
+        if len(shapes) > 1:
+            raise DataError(
+                f"data set {self.name!r}: samples {selected[0]}..{selected[-1]} have different image sizes {sorted(shapes)}",
+                "crop every sample to one size (the data set plugin's job)",
+            )
+        return np.stack(images), np.asarray(emotions, dtype=np.int64)
+
+    def au_matrix(self, aus: Sequence[int] | None = None) -> tuple[list[int], np.ndarray]:
+        """The AU table: (AU numbers, int64 [N, A] intensities of every sample, 0 = absent or not coded).
+
+        ``aus`` selects and orders the columns (default: every AU any sample
+        lists, ascending). Presence is :meth:`au_presence` (intensity 0 can mean
+        "present, intensity not coded").
+        """
+        table = [sample.aus for sample in self]
+        numbers = sorted({int(au) for row in table for au in row}) if aus is None else [int(a) for a in aus]
+        column = {au: j for j, au in enumerate(numbers)}
+        matrix = np.zeros((len(table), len(numbers)), dtype=np.int64)
+        for i, row in enumerate(table):
+            for au, intensity in row.items():
+                if int(au) in column:
+                    matrix[i, column[int(au)]] = int(intensity)
+        return numbers, matrix
+
+    def au_presence(self, aus: Sequence[int] | None = None) -> tuple[list[int], np.ndarray]:
+        """(AU numbers, bool [N, A]): which AUs each sample lists (columns as in :meth:`au_matrix`)."""
+        table = [sample.aus for sample in self]
+        numbers = sorted({int(au) for row in table for au in row}) if aus is None else [int(a) for a in aus]
+        column = {au: j for j, au in enumerate(numbers)}
+        presence = np.zeros((len(table), len(numbers)), dtype=bool)
+        for i, row in enumerate(table):
+            for au in row:
+                if int(au) in column:
+                    presence[i, column[int(au)]] = True
+        return numbers, presence
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for ``interp data inspect``: JSON-ready, never decodes more than the AU table needs.
+
+        The base gives ``dataset``, ``images``, ``subjects``, ``class_names``,
+        ``samples_per_class`` and ``aus`` ({AU number as text: samples listing it});
+        plugins add what they know (root, protocol, skipped files, ...).
+        """
+        numbers, presence = self.au_presence()
+        per_class = {name: 0 for name in self.class_names}
+        for emotion in self.emotions:
+            if emotion is not None and 0 <= emotion < len(self.class_names):
+                per_class[self.class_names[emotion]] += 1
+        return {
+            "dataset": self.name,
+            "images": len(self),
+            "subjects": len(set(self.subjects)),
+            "class_names": list(self.class_names),
+            "samples_per_class": per_class,
+            "aus": {str(au): int(presence[:, j].sum()) for j, au in enumerate(numbers)},
+        }
 
 
 class Model(abc.ABC):
@@ -174,10 +236,12 @@ class Model(abc.ABC):
     #: ``importlib.resources`` location of shipped default weights, as
     #: ``"package:relative/path.safetensors"``, or None.
     default_weights: ClassVar[str | None] = None
+    #: class names used when none are given and no weights card names them.
+    default_class_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
-        class_names: Sequence[str] = EMOTIONS,
+        class_names: Sequence[str] | None = None,
         input_size: tuple[int, int, int] = (1, 64, 64),
         **options: Any,
     ):
@@ -185,6 +249,13 @@ class Model(abc.ABC):
             raise UsageError(
                 f"model {self.name!r} does not take option(s) {sorted(options)}",
                 "check the model's options with `interp models`",
+            )
+        if class_names is None:
+            class_names = type(self).default_class_names
+        if not class_names:
+            raise UsageError(
+                f"model {self.name!r} needs class_names (it declares no default_class_names)",
+                "pass class_names=[...], or weights whose model card names them",
             )
         self.class_names = list(class_names)
         self.input_size = tuple(input_size)
@@ -235,9 +306,21 @@ class Attribution(abc.ABC):
     """An attribution method.
 
     Capability flags:
-        supports_units: implements :meth:`attribute_units`.
+        supports_units: implements :meth:`attribute_units`. May be set per
+            instance when it depends on the options (the check is on the instance).
         signed: maps carry meaningful sign (drawn with a diverging colour map).
-        multiplies_by_inputs: the map is scaled by the input (as in Captum).
+        multiplies_by_inputs: the map is scaled by the input (as in Captum);
+            recorded beside every bench row, since it shapes what a map shows.
+        is_baseline: a model-agnostic reference map (a score floor), not an
+            explanation; ``interp bench`` adds baselines to every table and
+            never ranks them best.
+
+    Declarations used to read method specs (``NAME:first,key=value``):
+        positional_option: the option a leading item without ``=`` fills
+            (``captum:Saliency`` -> ``algorithm="Saliency"``), or None.
+        unit_specs: example specs of this plugin that project units although
+            the bare name does not (shown in hints), e.g. an adapter whose
+            options choose the algorithm.
     """
 
     name: ClassVar[str]
@@ -245,6 +328,9 @@ class Attribution(abc.ABC):
     supports_units: ClassVar[bool] = False
     signed: ClassVar[bool] = True
     multiplies_by_inputs: ClassVar[bool] = False
+    is_baseline: ClassVar[bool] = False
+    positional_option: ClassVar[str | None] = None
+    unit_specs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         if options:
@@ -280,21 +366,49 @@ class Attribution(abc.ABC):
         """
         raise CapabilityError(
             f"attribution {self.name!r} cannot project units (supports_units is False)",
-            "use a method with unit projections, such as 'deconv' or 'guided-backprop'",
+            "use a method with supports_units (see `interp plugins`)",
         )
 
 
 @dataclasses.dataclass
+class ReportTable:
+    """A table a metric asks the run report to show, already formatted.
+
+    Attributes:
+        title: heading above the table.
+        columns: column headers.
+        rows: one list of cell texts per row, ``len(columns)`` each.
+        highlight: per row, whether to emphasise it (e.g. significant); may be empty.
+        formats: where it appears: ``"markdown"`` (mapping.md) and/or ``"html"`` (report.html).
+        note: a line under the title, or "".
+    """
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    highlight: list[bool] = dataclasses.field(default_factory=list)
+    formats: tuple[str, ...] = ("markdown", "html")
+    note: str = ""
+
+
+@dataclasses.dataclass
 class UnitMetricResult:
-    """What a :class:`UnitMetric` returns.
+    """What :meth:`UnitMetric.evaluate` returns.
 
     Attributes:
         scores: one row per (layer, unit, concept): at least the keys
-            ``layer``, ``unit``, ``concept`` and ``score``.
-        extra: metric-specific results (mappings, top-k images, ...).
+            ``layer``, ``unit``, ``concept`` (or ``au``) and ``score`` (or ``distance``).
+        mapping: concept -> unit rows (``au``, ``layer``, ``unit``, ``distance``,
+            ``q_value``, ...), or None to let ``interp run`` map each concept to
+            its best-scoring unit.
+        tables: what the run report shows beyond the summary (default: the mapping).
+        extra: metric-specific results written to ``results.json`` as they are
+            (``unit_mapping``, ``layer_mapping``, ``aus``, ``definitions``, ...).
     """
 
     scores: list[dict[str, Any]]
+    mapping: list[dict[str, Any]] | None = None
+    tables: list[ReportTable] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -303,15 +417,17 @@ class UnitMetric(abc.ABC):
 
     Metadata flags:
         higher_is_better: direction of ``score``.
-        needs_aus: needs AU annotations.
-        needs_masks: needs AU masks or landmark regions.
+        needs_aus: needs AU annotations; ``interp run`` refuses a data set
+            whose samples list no AU, before any work.
+        report_text: the paragraph the run report shows under "Method"
+            (default: ``description``).
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     higher_is_better: ClassVar[bool] = True
     needs_aus: ClassVar[bool] = True
-    needs_masks: ClassVar[bool] = False
+    report_text: ClassVar[str] = ""
 
     def __init__(self, **options: Any):
         if options:
@@ -320,19 +436,96 @@ class UnitMetric(abc.ABC):
                 "see docs/metrics.md for the metric's options",
             )
 
+    def options(self) -> dict[str, Any]:
+        """The effective options (JSON-ready), recorded in results; override when the metric takes any."""
+        return {}
+
     @abc.abstractmethod
-    def evaluate(self, model: Model, dataset: Dataset, layers: Sequence[str], **kwargs: Any) -> UnitMetricResult:
-        """Score every unit of ``layers`` of ``model`` over ``dataset``."""
+    def evaluate(
+        self,
+        model: Model,
+        dataset: Dataset,
+        layers: Sequence[str],
+        scan: UnitScan | None = None,
+        *,
+        method: Attribution | None = None,
+        progress: Any = None,
+    ) -> UnitMetricResult:
+        """Score every unit of ``layers`` of ``model`` over ``dataset``.
+
+        Args:
+            scan: the run's unit scan of ``layers`` over ``dataset`` (per-image
+                maxima, argmax, top-k); None when the caller has none, and the
+                metric scans (or reads activations) itself.
+            method: the run's attribution method, for metrics that project units.
+            progress: a rich ``Progress`` or ``callable(done, total)``, or None.
+        """
+
+
+@dataclasses.dataclass
+class MetricResult:
+    """What an :class:`AttributionMetric` measures: one score per image, plus named per-image extras.
+
+    Tensors and sequences are converted to float64 numpy arrays.
+
+    Attributes:
+        scores: float64 [N], NaN where undefined.
+        extras: {name: float64 [N]}; the names are the metric's ``extra_fields``.
+    """
+
+    scores: np.ndarray
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.scores = _as_float_vector(self.scores)
+        self.extras = {str(name): _as_float_vector(values) for name, values in self.extras.items()}
+        for name, values in self.extras.items():
+            if values.shape != self.scores.shape:
+                raise ValueError(f"extra {name!r} has {values.shape[0]} values for {self.scores.shape[0]} scores")
+
+    @property
+    def undefined(self) -> np.ndarray:
+        """bool [N]: the images without a score (NaN or inf)."""
+        return ~np.isfinite(self.scores)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[MetricResult], extra_fields: Sequence[str] = ()) -> MetricResult:
+        """Join batch results in order (an empty list gives empty arrays for ``extra_fields``)."""
+        if not parts:
+            return cls(np.zeros(0), {name: np.zeros(0) for name in extra_fields})
+        return cls(
+            np.concatenate([part.scores for part in parts]),
+            {name: np.concatenate([part.extras[name] for part in parts]) for name in parts[0].extras},
+        )
+
+
+def _as_float_vector(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
 class AttributionMetric(abc.ABC):
-    """Scores attribution maps; batching happens once, in :meth:`__call__`.
+    """Scores attribution maps; batching happens once, in :meth:`evaluate` (Quantus' template method).
+
+    Subclasses implement :meth:`evaluate_batch`; callers use :meth:`evaluate`
+    (scores and extras) or call the metric (scores only).
 
     Metadata flags:
         higher_is_better: direction of the score.
         needs_masks: uses AU masks / regions (``masks`` must be given).
         needs_model: runs the model (``model`` must be given).
         needs_method: re-runs the attribution method (``method`` must be given).
+
+    Declarations for tables (``interp bench``):
+        family: the group the metric belongs to (``"localisation"``, ...); one table per family.
+        family_rank: where the family's table comes, lowest first (metrics of
+            one family share it).
+        short_name: a short column header (default: ``name``).
+        extra_fields: names of the extra per-image values :meth:`evaluate_batch` returns.
+        column_extras: {extra field: label} of extras shown as their own table column.
+        version: bump when the metric's numbers change for the same options
+            (part of the bench's cell key, so old cells are recomputed).
     """
 
     name: ClassVar[str]
@@ -341,6 +534,12 @@ class AttributionMetric(abc.ABC):
     needs_masks: ClassVar[bool] = False
     needs_model: ClassVar[bool] = False
     needs_method: ClassVar[bool] = False
+    family: ClassVar[str] = ""
+    family_rank: ClassVar[int] = 100
+    short_name: ClassVar[str] = ""
+    extra_fields: ClassVar[tuple[str, ...]] = ()
+    column_extras: ClassVar[dict[str, str]] = {}
+    version: ClassVar[int] = 0
     batch_size: int = 32
 
     def __init__(self, **options: Any):
@@ -350,7 +549,11 @@ class AttributionMetric(abc.ABC):
                 "see docs/benchmark.md for the metric's options",
             )
 
-    def __call__(
+    def options(self) -> dict[str, Any]:
+        """The effective options (JSON-ready); bench keys its cached cells by them. Override when the metric takes any."""
+        return {}
+
+    def evaluate(
         self,
         *,
         inputs: torch.Tensor,
@@ -359,8 +562,8 @@ class AttributionMetric(abc.ABC):
         masks: torch.Tensor | None = None,
         model: nn.Module | None = None,
         method: Attribution | None = None,
-    ) -> np.ndarray:
-        """Score every input; returns float64 [N].
+    ) -> MetricResult:
+        """Score every input in batches of ``batch_size``.
 
         Args:
             inputs: float32 [N, C, H, W].
@@ -369,6 +572,9 @@ class AttributionMetric(abc.ABC):
             masks: bool [N, H, W], union of the regions of the AUs present.
             model: the network, eval mode.
             method: the attribution method that produced ``attributions``.
+
+        Returns:
+            scores float64 [N] and the ``extra_fields``, float64 [N] each.
         """
         for flag, value, what in (
             (self.needs_masks, masks, "masks"),
@@ -377,10 +583,10 @@ class AttributionMetric(abc.ABC):
         ):
             if flag and value is None:
                 raise CapabilityError(f"attribution metric {self.name!r} needs {what}", f"pass {what}=...")
-        scores = []
+        parts = []
         for start in range(0, inputs.shape[0], self.batch_size):
             part = slice(start, start + self.batch_size)
-            batch_scores = self.evaluate_batch(
+            result = self.evaluate_batch(
                 inputs=inputs[part],
                 targets=targets[part],
                 attributions=attributions[part],
@@ -388,8 +594,23 @@ class AttributionMetric(abc.ABC):
                 model=model,
                 method=method,
             )
-            scores.append(np.asarray(batch_scores.detach().cpu() if hasattr(batch_scores, "detach") else batch_scores, dtype=np.float64))
-        return np.concatenate(scores) if scores else np.zeros(0)
+            if not isinstance(result, MetricResult):
+                raise PluginError(
+                    f"attribution metric {self.name!r}: evaluate_batch returned {type(result).__name__}, not MetricResult",
+                    "return MetricResult(scores, extras) from evaluate_batch",
+                )
+            if set(result.extras) != set(self.extra_fields):
+                raise PluginError(
+                    f"attribution metric {self.name!r} returned extras {sorted(result.extras)} "
+                    f"but declares extra_fields {sorted(self.extra_fields)}",
+                    "return exactly the declared extra_fields from evaluate_batch",
+                )
+            parts.append(result)
+        return MetricResult.concatenate(parts, self.extra_fields)
+
+    def __call__(self, **kwargs: Any) -> np.ndarray:
+        """The scores alone, float64 [N] (``evaluate(**kwargs).scores``)."""
+        return self.evaluate(**kwargs).scores
 
     @abc.abstractmethod
     def evaluate_batch(
@@ -401,5 +622,5 @@ class AttributionMetric(abc.ABC):
         masks: torch.Tensor | None,
         model: nn.Module | None,
         method: Attribution | None,
-    ) -> np.ndarray | torch.Tensor:
-        """Score one batch; returns [n] scores."""
+    ) -> MetricResult:
+        """Score one batch of n inputs: n scores and the ``extra_fields`` (n values each)."""

@@ -15,7 +15,8 @@ from typing import Any, Optional
 import typer
 
 from interpret_core.api.errors import UsageError
-from interpret_core.registry.options import open_dataset, parse_options
+from interpret_core.registry.loader import open_dataset
+from interpret_core.registry.options import parse_options
 from .output import emit, info
 
 #: Data set plugins this command can generate, and the function that does it.

@@ -82,7 +82,8 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a report."),
 ) -> None:
     """Read a data set, decode every image the protocol uses, and report counts and problems."""
-    from interpret_core.registry.options import open_dataset, parse_options
+    from interpret_core.registry.loader import open_dataset
+    from interpret_core.registry.options import parse_options
 
     # Only options the user changed: a third-party data set need not take them.
     options: dict[str, Any] = parse_options(option)

@@ -84,7 +84,8 @@ def visualize_command(
     """Draw what units detect (Zeiler-Fergus grids) or where classes look (overlays)."""
     import torch
 
-    from interpret_core.registry.options import open_dataset, parse_method_spec, parse_options
+    from interpret_core.registry.loader import open_dataset
+    from interpret_core.registry.options import parse_method_spec, parse_options
     from interpret_core.util.progress import progress_bar
     from interpret_core.registry.loader import get_attribution, get_model
     from interpret_core.workflows.visualize import even_indices, write_visualization

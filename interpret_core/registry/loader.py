@@ -308,6 +308,20 @@ def get_dataset(name: str, **options: Any) -> Dataset:
     return _instantiate("dataset", name, options)
 
 
+def open_dataset(
+    name: str, data_root: str | os.PathLike | None = None, options: dict[str, Any] | None = None
+) -> Dataset:
+    """The data set plugin ``name`` as the commands name it: ``--data-root`` and ``--dataset-option``s.
+
+    ``data_root`` None means the plugin's default set (it is not passed, so a
+    plugin without one need not take it).
+    """
+    kwargs: dict[str, Any] = dict(options or {})
+    if data_root is not None:
+        kwargs["data_root"] = os.fspath(data_root)
+    return get_dataset(name, **kwargs)
+
+
 def get_model(name: str, weights: str | os.PathLike | None = None, seed: int = 0, **options: Any) -> Model:
     """Instantiate model ``name``, load ``weights`` (or its shipped default), eval mode.
 

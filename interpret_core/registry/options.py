@@ -15,25 +15,22 @@ A *method spec* names an attribution method and, optionally, its options::
     captum:LayerGradCam,layer=conv3
 
 :func:`parse_method_spec` turns one into ``(registered name, options)`` for
-:func:`interpret_core.get_attribution`. For ``captum:`` the first item after
-the colon is the Captum class (``algorithm``); the rest are options.
+:func:`interpret_core.get_attribution`. A plugin that declares a
+``positional_option`` (the Captum adapter: ``algorithm``) takes it as the
+first item after the colon, without ``key=``; the rest are options.
 """
 
 from __future__ import annotations
 
 import ast
-import os
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from interpret_core.api.errors import UsageError
-from interpret_core.registry.loader import NAME_PATTERN
+from interpret_core.api.errors import PluginError, UnknownNameError, UsageError
+from interpret_core.registry.loader import NAME_PATTERN, get_registry
 
-if TYPE_CHECKING:  # pragma: no cover
-    from interpret_core.api.interfaces import Dataset
-
-__all__ = ["parse_value", "split_items", "split_list", "parse_options", "parse_method_spec", "open_dataset"]
+__all__ = ["parse_value", "split_items", "split_list", "parse_options", "parse_method_spec"]
 
 _INT_TUPLE = re.compile(r"^\d+(?:x\d+)+$")
 
@@ -117,44 +114,41 @@ def parse_options(
 def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"captum:NoiseTunnel(Saliency),nt_samples=8"`` -> ``("captum", {"algorithm": ..., "nt_samples": 8})``.
 
-    Raises UsageError for an empty or malformed spec; unknown names are left
+    Raises UsageError for an empty or malformed spec, and for a plugin with a
+    ``positional_option`` when that option is missing; unknown names are left
     to :func:`interpret_core.get_attribution`, which suggests close matches.
     """
     text = (spec or "").strip()
     if not text:
-        raise UsageError("empty attribution method", "name a method, e.g. deconv or captum:Saliency")
+        raise UsageError("empty attribution method", "name a method, e.g. one listed by `interp plugins`")
     name, _, body = text.partition(":")
     name = name.strip()
     if not NAME_PATTERN.match(name):
         raise UsageError(
             f"attribution method {name!r} is not a plugin name",
-            "plugin names are lowercase words joined by dashes; Captum classes go after 'captum:'",
+            "plugin names are lowercase words joined by dashes; options go after a colon (NAME:key=value)",
         )
     items = split_items(body)
     options: dict[str, Any] = {}
-    if name == "captum":
-        if not items or "=" in items[0].split("(", 1)[0]:
+    positional = _positional_option(name)
+    if positional is not None:
+        first = items[0] if items else ""
+        if first and "=" not in first.split("(", 1)[0]:
+            options[positional] = first
+            items = items[1:]
+        elif not first.replace(" ", "").startswith(f"{positional}="):
             raise UsageError(
-                f"method {spec!r} names no Captum class",
-                "write captum:ClassName, e.g. captum:Saliency or captum:NoiseTunnel(IntegratedGradients)",
+                f"method {spec!r} gives no {positional} (the first item after {name + ':'!r})",
+                f"write {name}:VALUE (it fills {positional}=VALUE), then any key=value options",
             )
-        options["algorithm"] = items[0]
-        items = items[1:]
     options.update(parse_options(items, where=f"option of {name!r}"))
     return name, options
 
 
-def open_dataset(
-    name: str, data_root: str | os.PathLike | None = None, options: dict[str, Any] | None = None
-) -> Dataset:
-    """The data set plugin ``name`` as the commands name it: ``--data-root`` and ``--dataset-option``s.
-
-    ``data_root`` None means the plugin's default set (it is not passed, so a
-    plugin without one need not take it).
-    """
-    from interpret_core.registry.loader import get_dataset
-
-    kwargs: dict[str, Any] = dict(options or {})
-    if data_root is not None:
-        kwargs["data_root"] = os.fspath(data_root)
-    return get_dataset(name, **kwargs)
+def _positional_option(name: str) -> str | None:
+    """The ``positional_option`` the attribution class ``name`` declares (None if none, or not installed)."""
+    try:
+        cls = get_registry().get_class("attribution", name)
+    except (UnknownNameError, PluginError):
+        return None
+    return cls.positional_option

@@ -1,7 +1,9 @@
 """Human-readable views of an ``interp run`` result: mapping.md and report.html.
 
-Both take the results dict that ``results.json`` holds. The HTML page is
-self-contained (inline CSS, no scripts, nothing fetched) and links its
+Both take the results dict that ``results.json`` holds and show what the
+unit metric declared there (``results["report"]``: its method paragraph and
+its tables, see :class:`interpret_core.ReportTable`); a metric that declares
+no tables gets the mapping as a plain table. The HTML page is self-contained (inline CSS, no scripts, nothing fetched) and links its
 figures relatively, so the output folder can be moved or zipped as a whole.
 """
 
@@ -10,25 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["render_mapping_markdown", "render_html", "format_number", "METHOD_TEXT"]
-
-#: The method description shown on the report page (docs/metrics.md has the full text).
-METHOD_TEXT = (
-    "Every image of the data set is passed once through the network; for each unit (feature map) of the "
-    "chosen layers only its maximal activation and the position of that maximum are kept. For every action "
-    "unit (AU) with enough images showing it and not showing it, the two distributions of each unit's maximal "
-    "activation are compared. The default distance (see the run's definitions below) is Cliff's delta, 2·AUC − 1: the probability that an image "
-    "with the AU activates the unit more than an image without it, minus the reverse (−1 to 1, 0 = no "
-    "relation; rank-based, so it does not depend on the unit's scale). Each score has a two-sided "
-    "Mann-Whitney U p-value (tie-corrected normal approximation) and a Benjamini-Hochberg q-value over all "
-    "(layer, unit, AU) scores. An AU is mapped to the unit with the largest distance. Spatial agreement is "
-    "the share of images showing the AU in which the centre of the receptive field of the unit's maximal "
-    "activation lies inside the AU's region; chance is the mean area fraction of that region. Two controls "
-    "for co-occurrence: the delta within emotion strata (van Elteren pooling) and within strata of the AU "
-    "that co-occurs most with this one. The figures show, for each mapped unit, its top images: the image "
-    "patch under the receptive field beside the unit's projection to pixel space, and the whole images beside "
-    "their projections."
-)
+__all__ = ["render_mapping_markdown", "render_html", "format_number", "report_tables"]
 
 
 def format_number(value: Any, digits: int = 3, scientific: bool = True) -> str:
@@ -46,36 +30,20 @@ def format_number(value: Any, digits: int = 3, scientific: bool = True) -> str:
     return str(value)
 
 
-def _unit_label(row: dict[str, Any]) -> str:
-    return f"{row['layer']}/{row['unit']}"
-
-
-def _agreement(row: dict[str, Any]) -> str:
-    if row.get("spatial_agreement") is None:
-        return "-"
-    return f"{format_number(row['spatial_agreement'], 2, False)} (chance {format_number(row.get('chance'), 2, False)})"
-
-
-def _mapping_columns(results: dict[str, Any]) -> list[tuple[str, Any]]:
-    columns: list[tuple[str, Any]] = [
-        ("AU", lambda r: f"AU{r['au']}"),
-        ("layer/unit", _unit_label),
-        ("distance", lambda r: format_number(r.get("distance"))),
-        ("q-value", lambda r: format_number(r.get("q_value"))),
-        ("significant", lambda r: format_number(r.get("significant"))),
-        ("spatial agreement", _agreement),
-        ("n with / without", lambda r: f"{r.get('n_with', '-')} / {r.get('n_without', '-')}"),
-    ]
-    if any("delta_within_emotion" in row for row in results.get("mapping", [])):
-        columns.append(("delta within emotion", lambda r: format_number(r.get("delta_within_emotion"))))
-        columns.append(
-            (
-                "delta given partner AU",
-                lambda r: "-" if r.get("partner_au") is None
-                else f"{format_number(r.get('delta_given_partner'))} (AU{r['partner_au']})",
-            )
-        )
-    return columns
+def report_tables(results: dict[str, Any], page: str) -> list[dict[str, Any]]:
+    """The tables the metric declared for ``page`` (``"markdown"`` or ``"html"``), or the plain mapping table."""
+    declared = (results.get("report") or {}).get("tables") or []
+    if declared:
+        return [table for table in declared if page in table.get("formats", ("markdown", "html"))]
+    mapping = results.get("mapping", [])
+    return [{
+        "title": "AU → unit mapping",
+        "columns": ["AU", "layer/unit", "distance", "q-value"],
+        "rows": [[f"AU{row['au']}", f"{row['layer']}/{row['unit']}", format_number(row.get("distance")),
+                  format_number(row.get("q_value"))] for row in mapping],
+        "highlight": [bool(row.get("significant")) for row in mapping],
+        "note": "",
+    }]
 
 
 def _summary_lines(results: dict[str, Any]) -> list[str]:
@@ -86,7 +54,8 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
         f"method: {results.get('method')}; metric: {results.get('metric')}",
         f"model: {model.get('name')} ({'trained' if model.get('trained') else 'UNTRAINED: random weights'})"
         + (f", weights {model.get('weights')}" if model.get("weights") else ""),
-        f"data set: {dataset.get('name')}, {dataset.get('images')} of {dataset.get('of')} images",
+        f"data set: {dataset.get('name')}, {dataset.get('images')} of {dataset.get('of')} images"
+        + (f"; AU regions: {dataset['au_masks']}" if dataset.get("au_masks") else ""),
         f"layers: {', '.join(results.get('layers', []))}",
         f"AUs mapped: {summary.get('aus_mapped')}, significant (q < alpha): {summary.get('significant')}",
     ]
@@ -100,20 +69,16 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
 
 
 def render_mapping_markdown(results: dict[str, Any]) -> str:
-    """mapping.md: a summary and the AU -> unit table."""
-    columns = _mapping_columns(results)
+    """mapping.md: a summary and the metric's tables."""
     out = [f"# AU -> unit mapping ({results.get('metric')}, {results.get('method')})", ""]
     out += [f"- {line}" for line in _summary_lines(results)]
-    out += ["", "| " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for row in results.get("mapping", []):
-        out.append("| " + " | ".join(str(get(row)).replace("|", "\\|") for _, get in columns) + " |")
-    units = results.get("unit_mapping", [])
-    if units:
-        significant = [u for u in units if u.get("significant")]
-        out += ["", f"## Units -> AU ({len(significant)} of {len(units)} units significant)", ""]
-        out += ["| layer/unit | AU | distance | q-value |", "|---|---|---|---|"]
-        for row in significant:
-            out.append(f"| {_unit_label(row)} | AU{row['au']} | {format_number(row['distance'])} | {format_number(row['q_value'])} |")
+    for table in report_tables(results, "markdown"):
+        out += ["", f"## {table['title']}", ""]
+        if table.get("note"):
+            out += [table["note"], ""]
+        out += ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
+        for row in table["rows"]:
+            out.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |")
     out.append("")
     return "\n".join(out)
 
@@ -134,7 +99,6 @@ p.method { max-width: 60em; line-height: 1.4; }
 def render_html(results: dict[str, Any]) -> str:
     """report.html: summary, method, mapping table and figures, in one page."""
     e = html.escape
-    columns = _mapping_columns(results)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -146,41 +110,30 @@ def render_html(results: dict[str, Any]) -> str:
     if not results.get("model", {}).get("trained"):
         parts.append('<p class="warn">The model is untrained (random weights): the mapping shows what random '
                      "filters respond to, not learnt AU detectors.</p>")
-    parts += ["<h2>Method</h2>", f'<p class="method">{e(METHOD_TEXT)}</p>']
+    report = results.get("report") or {}
+    parts += ["<h2>Method</h2>", f'<p class="method">{e(str(report.get("text") or ""))}</p>']
     definitions = results.get("definitions") or {}
     if definitions:
         parts.append("<p>In this run:</p><ul>" + "".join(f"<li>{e(k)}: {e(str(v))}</li>" for k, v in definitions.items()) + "</ul>")
     options = results.get("metric_options") or {}
     if options:
         parts.append("<p>Options: " + e(", ".join(f"{k}={v}" for k, v in options.items())) + "</p>")
-    parts += ["<h2>AU &rarr; unit mapping</h2>", "<table><tr>"]
-    parts += [f"<th>{e(name)}</th>" for name, _ in columns]
-    parts.append("</tr>")
-    for row in results.get("mapping", []):
-        cls = ' class="sig"' if row.get("significant") else ""
-        parts.append(f"<tr{cls}>" + "".join(f"<td>{e(str(get(row)))}</td>" for _, get in columns) + "</tr>")
-    parts.append("</table>")
-    layer_rows = results.get("layer_mapping") or []
-    if layer_rows:
-        layers = list(dict.fromkeys(row["layer"] for row in layer_rows))
-        best = {(row["au"], row["layer"]): row for row in layer_rows}
-        parts += ["<h2>Best unit of each layer</h2>", "<p>unit (distance, q-value) per AU and layer</p>", "<table><tr><th>AU</th>"]
-        parts += [f"<th>{e(layer)}</th>" for layer in layers]
-        parts.append("</tr>")
-        for au in dict.fromkeys(row["au"] for row in layer_rows):
-            cells = []
-            for layer in layers:
-                row = best.get((au, layer))
-                cells.append("-" if row is None else
-                             f"{row['unit']} ({format_number(row.get('distance'))}, {format_number(row.get('q_value'))})")
-            parts.append(f"<tr><td>AU{e(str(au))}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    for table in report_tables(results, "html"):
+        parts.append(f"<h2>{e(table['title'])}</h2>")
+        if table.get("note"):
+            parts.append(f"<p>{e(table['note'])}</p>")
+        parts.append("<table><tr>" + "".join(f"<th>{e(str(name))}</th>" for name in table["columns"]) + "</tr>")
+        highlight = table.get("highlight") or []
+        for number, row in enumerate(table["rows"]):
+            cls = ' class="sig"' if number < len(highlight) and highlight[number] else ""
+            parts.append(f"<tr{cls}>" + "".join(f"<td>{e(str(cell))}</td>" for cell in row) + "</tr>")
         parts.append("</table>")
     parts.append("<h2>Figures</h2>")
     for row in results.get("mapping", []):
         figures = row.get("figures") or []
         if not figures:
             continue
-        parts.append(f"<h3>AU{e(str(row['au']))}: {e(_unit_label(row))} "
+        parts.append(f"<h3>AU{e(str(row['au']))}: {e(row['layer'])}/{e(str(row['unit']))} "
                      f"(distance {e(format_number(row.get('distance')))}, q {e(format_number(row.get('q_value')))})</h3>")
         captions = ("top images: patch under the receptive field | projection", "top images: whole input | projection")
         for path, caption in zip(figures, captions):

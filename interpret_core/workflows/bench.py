@@ -43,7 +43,8 @@ import numpy as np
 
 from interpret_core.api.errors import DataError, InterpError, UsageError
 from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
-from interpret_core.registry.options import open_dataset, parse_method_spec, parse_options, split_items, split_list
+from interpret_core.registry.loader import open_dataset
+from interpret_core.registry.options import parse_method_spec, parse_options, split_items, split_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -58,8 +59,6 @@ DEFAULT_DATASET = "synthfacs"
 #: under 10 minutes on 2 CPU cores and still give 95 % intervals of about
 #: +-0.1 on hit rates; raise it for publication tables.
 DEFAULT_LIMIT = 64
-#: The model-agnostic baseline maps added to every table (the score floor).
-BASELINE_METHODS = ("centre-gaussian", "random-map")
 CONFIDENCE = 0.95
 
 
@@ -413,11 +412,8 @@ class Bench:
         return self.out / "cells" / f"{slug(spec)}__{slug(metric_name)}.json"
 
     def cell_key(self, spec: str, metric_name: str, metric: AttributionMetric) -> str:
-        options = getattr(metric, "options", None)
-        if options is None:
-            options = self.config.metric_options.get(metric_name, {})
         return digest({"data": self.prepared.key_hash, "method": canonical_spec(spec), "metric": metric_name,
-                       "options": options, "version": getattr(metric, "version", 0)})
+                       "options": metric_options(self.config, metric_name, metric), "version": metric.version})
 
     def cached_cell(self, spec: str, metric_name: str, key: str) -> dict[str, Any] | None:
         path = self._cell_path(spec, metric_name)
@@ -442,7 +438,7 @@ class Bench:
         scores = np.full(len(prepared.inputs), np.nan)
         extras: dict[str, np.ndarray] = {}
         if len(rows):
-            values = metric(
+            measured = metric.evaluate(
                 inputs=prepared.inputs[rows],
                 targets=prepared.targets[rows],
                 attributions=attributions[rows],
@@ -450,12 +446,11 @@ class Bench:
                 model=prepared.model.module,
                 method=method,
             )
-            scores[keep] = values
-            for name, extra in (getattr(metric, "extras", None) or {}).items():
+            scores[keep] = measured.scores
+            for name, extra in measured.extras.items():
                 full = np.full(len(prepared.inputs), np.nan)
-                if len(extra) == len(rows):
-                    full[keep] = extra
-                    extras[name] = full
+                full[keep] = extra
+                extras[name] = full
         seconds = time.perf_counter() - start
         summary = mean_ci(scores[keep])
         return {
@@ -467,7 +462,7 @@ class Bench:
             "scores": [None if not np.isfinite(v) else float(v) for v in scores],
             "extra_scores": {name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in extras.items()},
             "metric_seconds": seconds,
-            "options": getattr(metric, "options", self.config.metric_options.get(metric_name, {})),
+            "options": metric_options(self.config, metric_name, metric),
         }
 
     def cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
@@ -500,6 +495,11 @@ class Bench:
             self.progress.remove_task(task)
 
 
+def metric_options(config: BenchConfig, name: str, metric: AttributionMetric) -> dict[str, Any]:
+    """The options a cell was scored with: those given (``--metric-option``), overlaid by the metric's effective ones."""
+    return {**to_jsonable(config.metric_options.get(name, {})), **to_jsonable(metric.options())}
+
+
 def _metric_instances(config: BenchConfig) -> dict[str, AttributionMetric]:
     from interpret_core.registry.loader import get_attribution_metric, get_registry
 
@@ -508,23 +508,41 @@ def _metric_instances(config: BenchConfig) -> dict[str, AttributionMetric]:
     if unknown_options:
         raise UsageError(f"--metric-option names unknown metric(s) {sorted(unknown_options)}", f"metrics: {', '.join(names)}")
     metrics = {name: get_attribution_metric(name, **config.metric_options.get(name, {})) for name in names}
-    if config.metrics is None:  # 'all': localisation, faithfulness, sanity, then the rest
-        order = sorted(metrics, key=lambda n: (_family_rank(getattr(metrics[n], "family", "")), n))
+    if config.metrics is None:  # 'all': by the families' declared rank (localisation, faithfulness, sanity), then name
+        order = sorted(metrics, key=lambda n: (metrics[n].family_rank, n))
         metrics = {name: metrics[name] for name in order}
     return metrics
 
 
-def _method_specs(config: BenchConfig) -> tuple[list[str], bool]:
-    """(method specs in table order, whether failures are skipped rather than raised)."""
+def _is_baseline(spec: str) -> bool:
+    """Whether the method of ``spec`` declares itself a baseline (unknown names are not)."""
+    from interpret_core.api.errors import UnknownNameError
     from interpret_core.registry.loader import get_registry
 
+    try:
+        return bool(get_registry().get_class("attribution", spec.partition(":")[0].strip()).is_baseline)
+    except UnknownNameError:
+        return False
+
+
+def _method_specs(config: BenchConfig) -> tuple[list[str], bool]:
+    """(method specs in table order, whether failures are skipped rather than raised).
+
+    Baselines (methods with ``is_baseline``) come last: every installed one
+    unless ``--no-baselines``, plus any named in ``--methods``.
+    """
+    from interpret_core.registry.loader import get_registry
+
+    installed = get_registry().names("attribution")
+    every_baseline = [n for n in installed if _is_baseline(n)]
     if config.methods is None:
-        names = [n for n in get_registry().names("attribution") if n not in BASELINE_METHODS]
+        names = [n for n in installed if n not in every_baseline]
         skip_failures = True
     else:
-        names = [n for n in config.methods if n not in BASELINE_METHODS]
+        names = [n for n in config.methods if not _is_baseline(n)]
         skip_failures = False
-    baselines = [n for n in BASELINE_METHODS if config.baselines or (config.methods and n in config.methods)]
+    chosen = [n for n in config.methods or () if _is_baseline(n)]
+    baselines = list(dict.fromkeys((every_baseline if config.baselines else []) + chosen))
     return names + baselines, skip_failures
 
 
@@ -563,7 +581,7 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            if not skip_failures or spec in BASELINE_METHODS:
+            if not skip_failures or method.is_baseline:
                 if isinstance(exc, InterpError):
                     raise
                 raise InterpError(f"attribution {spec!r} failed on model {config.model!r}: {type(exc).__name__}: {exc}",
@@ -573,7 +591,8 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
                 warn(f"skipping method {spec!r}: {skipped[spec]}")
             bench._advance(cells_task, len(metrics))
             continue
-        row = {"method": spec, "baseline": spec in BASELINE_METHODS, "time_per_image_s": seconds, "cells": {}}
+        row = {"method": spec, "baseline": bool(method.is_baseline), "signed": bool(method.signed),
+               "multiplies_by_inputs": bool(method.multiplies_by_inputs), "time_per_image_s": seconds, "cells": {}}
         for metric_name, metric in metrics.items():
             try:
                 cell = bench.cell(spec, method, metric_name, metric)
@@ -627,12 +646,14 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
         "metrics": {
             name: {
                 "higher_is_better": bool(metric.higher_is_better),
-                "family": getattr(metric, "family", ""),
+                "family": metric.family,
+                "family_rank": int(metric.family_rank),
+                "short_name": metric.short_name or name,
                 "needs_masks": bool(metric.needs_masks),
-                "description": getattr(metric, "description", ""),
-                "options": getattr(metric, "options", config.metric_options.get(name, {})),
-                "extras": list(getattr(metric, "extra_fields", ())),
-                "column_extras": dict(getattr(metric, "column_extras", {})),
+                "description": metric.description,
+                "options": metric_options(config, name, metric),
+                "extras": list(metric.extra_fields),
+                "column_extras": dict(metric.column_extras),
             }
             for name, metric in metrics.items()
         },
@@ -773,17 +794,10 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     write_text(out / "bench.md", render_markdown(result))
 
 
-FAMILY_ORDER = ("localisation", "faithfulness", "sanity")
-
-
-def _family_rank(family: str) -> int:
-    return FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
-
-
 def render_table(result: dict[str, Any], max_columns: int = 3) -> Any:
     """Rich tables of the result: rows methods, columns metrics, one table per metric family.
 
-    Families (localisation, faithfulness, sanity, others) are split into
+    Families (in the order of their declared ``family_rank``) are split into
     tables of at most ``max_columns`` metric columns so each fits an
     80-column terminal; the first carries the time per image.
     """
@@ -797,7 +811,8 @@ def render_table(result: dict[str, Any], max_columns: int = 3) -> Any:
         family = result["metrics"][column[0]].get("family") or "other"
         groups.setdefault(family, []).append(column)
     chunks: list[tuple[str, list[tuple[str, str | None, str]]]] = []
-    for family in sorted(groups, key=_family_rank):
+    rank = {family: min(result["metrics"][c[0]].get("family_rank", 100) for c in columns) for family, columns in groups.items()}
+    for family in sorted(groups, key=lambda f: (rank[f], f)):
         current: list[tuple[str, str | None, str]] = []
         for metric in dict.fromkeys(c[0] for c in groups[family]):  # a metric's columns stay together
             own = [c for c in groups[family] if c[0] == metric]
@@ -823,7 +838,8 @@ def render_table(result: dict[str, Any], max_columns: int = 3) -> Any:
         table.add_column("method", no_wrap=True)
         for metric, extra, _ in columns:
             # Short, wrapped headers keep the table legible in an 80-column terminal.
-            short = metric.removeprefix("au-").replace("-", "\n") + ("\nSSIM" if extra else "")
+            info = result["metrics"][metric]
+            short = (info.get("short_name") or metric).replace("-", "\n") + (f"\n{info['column_extras'][extra]}" if extra else "")
             arrow = _arrow(result["metrics"][metric]["higher_is_better"])
             table.add_column(f"{short} {arrow}", justify="right", no_wrap=True)
         if first:

@@ -72,7 +72,6 @@ class RunConfig:
     resume: bool = False
     batch_size: int = 64
     metric_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    figures: bool = True
     #: seeds torch before the model is built, so an untrained model is the same every run
     seed: int = 0
 
@@ -81,20 +80,21 @@ def resolve_method(spec: str) -> Attribution:
     """The attribution method of a spec (``deconv``, ``captum:NeuronDeconvolution``, ``deconv:max_batch=64``).
 
     CapabilityError unless it projects units. The check is on the instance:
-    whether a method projects units can depend on its options (the Captum
-    adapter supports them for ``Neuron*`` classes only).
+    whether a method projects units can depend on its options (an adapter's
+    options may choose a class that does); the hint lists the methods whose
+    class projects units and the ``unit_specs`` the others declare.
     """
     from interpret_core.registry.options import parse_method_spec
     from interpret_core.registry.loader import get_attribution, get_registry
 
     name, options = parse_method_spec(spec)
     attribution = get_attribution(name, **options)
-    if not getattr(attribution, "supports_units", False):
+    if not attribution.supports_units:
         registry = get_registry()
-        names = registry.names("attribution")
-        units = [n for n in names if getattr(registry.get_class("attribution", n), "supports_units", False)]
-        if "captum" in names:  # the adapter projects units with Captum's Neuron* classes
-            units.append("captum:NeuronDeconvolution")
+        units: list[str] = []
+        for other in registry.names("attribution"):
+            cls = registry.get_class("attribution", other)
+            units += [other] if cls.supports_units else list(cls.unit_specs)
         raise CapabilityError(
             f"attribution {spec!r} cannot project units (supports_units is False), so it cannot draw feature maps",
             f"use --method with one of: {', '.join(units) or 'none installed'}",
@@ -188,13 +188,11 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     ``results.json`` holds, plus ``out`` (the folder).
     """
     from interpret_core.nn.hooks import resolve_layer
-    from interpret_core.registry.options import open_dataset
-    from interpret_core.registry.loader import get_model, get_registry, get_unit_metric
+    from interpret_core.registry.loader import get_model, get_unit_metric, open_dataset
     from interpret_core.workflows.visualize import even_indices
 
     started = time.perf_counter()
-    attribution = resolve_method(config.method) if config.figures else None
-    metric_cls = get_registry().get_class("unit-metric", config.metric)
+    attribution = resolve_method(config.method)
     metric = get_unit_metric(config.metric, **dict(config.metric_options))
     if config.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {config.top_k}", "pass e.g. --top-k 9")
@@ -205,6 +203,11 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
         resolve_layer(model.module, layer)
     if len(dataset) == 0:
         raise DataError(f"data set {config.dataset!r} has no samples", "check --data-root")
+    if metric.needs_aus and not dataset.au_presence()[0]:
+        raise DataError(
+            f"unit metric {config.metric!r} needs AU annotations, and no sample of data set {config.dataset!r} lists an AU",
+            "use a data set with FACS coding (see `interp plugins`)",
+        )
     indices = even_indices(len(dataset), config.limit)
     out = _prepare_out(config)
 
@@ -222,20 +225,15 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     timings["scan_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if getattr(metric_cls, "accepts_scan", False):
-        result = metric.evaluate(model, dataset, layers, scan=scan, method=attribution, progress=progress)
-    else:  # a third-party unit metric: it does its own pass
-        result = metric.evaluate(model, dataset, layers)
+    result = metric.evaluate(model, dataset, layers, scan=scan, method=attribution, progress=progress)
     timings["metric_s"] = time.perf_counter() - t0
     scores = [_score_row(row) for row in result.scores]
-    mapping = result.extra.get("mapping") or _best_per_concept(scores, metric_cls.higher_is_better)
+    mapping = result.mapping if result.mapping is not None else _best_per_concept(scores, metric.higher_is_better)
 
     t0 = time.perf_counter()
-    figures: dict[str, list[str]] = {}
-    if attribution is not None:
-        figures = draw_unit_figures(model, dataset, scan, mapping, attribution, out, progress=progress)
-        for row in mapping:
-            row["figures"] = figures.get(_figure_key(row), [])
+    figures = draw_unit_figures(model, dataset, scan, mapping, attribution, out, progress=progress)
+    for row in mapping:
+        row["figures"] = figures.get(_figure_key(row), [])
     timings["figures_s"] = time.perf_counter() - t0
 
     results: dict[str, Any] = {
@@ -252,6 +250,7 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
             "name": config.dataset,
             "data_root": meta["data_root"],
             "options": meta["dataset_options"],
+            "au_masks": "ground truth" if dataset.has_au_masks else "landmark regions",
             "images": int(len(scan)),
             "of": int(len(dataset)),
             "limit": config.limit,
@@ -259,8 +258,12 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
         "layers": layers,
         "top_k": config.top_k,
         "seed": config.seed,
-        "metric_options": result.extra.get("options", dict(config.metric_options)),
-        "definitions": result.extra.get("definitions", {"metric": metric_cls.description}),
+        "metric_options": {**to_jsonable(config.metric_options), **metric.options()},
+        "definitions": result.extra.get("definitions", {"metric": metric.description}),
+        "report": {
+            "text": metric.report_text or metric.description,
+            "tables": [dataclasses.asdict(table) for table in result.tables],
+        },
         "summary": _summary(mapping),
         "mapping": mapping,
         "unit_mapping": result.extra.get("unit_mapping", []),

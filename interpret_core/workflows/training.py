@@ -4,7 +4,7 @@
 
 1. Load the data set's labelled crops once (``Dataset.arrays`` when the plugin
    has the bulk accessor, else by iterating samples).
-2. Split subjects into ``k`` folds (:meth:`Dataset.kfold`): no subject is in
+2. Split subjects into ``k`` folds (:func:`interpret_core.analysis.splits.subject_kfold`): no subject is in
    two folds. In each fold, hold out ``val_fraction`` of the *training*
    subjects as an inner validation split (subject-disjoint from both the rest
    of the training set and the test fold) and train with early stopping on it,
@@ -640,7 +640,7 @@ def _summarise(folds: list[dict[str, Any]], class_names: list[str]) -> dict[str,
 
 
 def _open_dataset(config: TrainConfig) -> Dataset:
-    from interpret_core.registry.options import open_dataset
+    from interpret_core.registry.loader import open_dataset
 
     return open_dataset(config.dataset, config.data_root, config.dataset_options)
 
@@ -719,18 +719,18 @@ def train(
     }
     fingerprint = {"recipe": config.recipe(), "data_sha256": data_sha}
 
-    # Folds come from the data set's own rule (Dataset.kfold), restricted to
-    # labelled samples; with a subject subset, from subject_kfold on the subset.
+    # Folds split every sample's subject (subject_kfold), restricted to
+    # labelled samples; with a subject subset, subject_kfold on the subset.
+    from interpret_core.analysis.splits import subject_kfold
+
     folds = []
     if config.subjects is None:
         labelled_position = {int(i): p for p, i in enumerate(indices.tolist())}
-        for fold in dataset.kfold(config.folds, config.seed):
+        for fold in subject_kfold(list(dataset.subjects), k=config.folds, seed=config.seed):
             train_pos = np.array([labelled_position[int(i)] for i in fold.train if int(i) in labelled_position], dtype=np.int64)
             test_pos = np.array([labelled_position[int(i)] for i in fold.test if int(i) in labelled_position], dtype=np.int64)
             folds.append((fold.index, train_pos, test_pos))
     else:
-        from interpret_core.analysis.splits import subject_kfold
-
         folds = [(f.index, f.train, f.test) for f in subject_kfold(subjects.tolist(), k=config.folds, seed=config.seed)]
 
     results: dict[int, dict[str, Any]] = {}

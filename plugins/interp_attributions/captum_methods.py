@@ -365,6 +365,10 @@ class CaptumAdapter(CaptumMethod):
 
     name = "captum"
     description = "any captum.attr class, e.g. captum:Saliency or captum:NoiseTunnel(IntegratedGradients)"
+    #: ``captum:Saliency`` means ``algorithm="Saliency"``
+    positional_option = "algorithm"
+    #: the bare adapter projects no units; Captum's Neuron* classes do
+    unit_specs = ("captum:NeuronDeconvolution",)
 
     def __init__(self, algorithm: str | None = None, **options: Any):
         if not algorithm:

@@ -32,7 +32,9 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from interpret_core import EMOTIONS, Dataset, DataError, Sample, UsageError
+from interpret_core import Dataset, DataError, Sample, UsageError
+
+from .emotions import EMOTIONS
 from interpret_core.util.paths import cache_home
 
 from .alignment import Alignment, align_from_landmarks
@@ -206,7 +208,7 @@ class CKPlusDataset(Dataset):
             sequence (first frames neutral).
         size: side of the square crop in pixels (default 64, the input of
             ``fer-cnn``).
-        include_neutral: 8 classes (``interpret_core.EMOTIONS``); False gives 7
+        include_neutral: 8 classes (``interp_datasets.emotions.EMOTIONS``); False gives 7
             classes without neutral and drops the neutral frames.
         strict: the first malformed file or undecodable image raises
             :class:`~interpret_core.DataError` instead of being skipped.
@@ -240,7 +242,6 @@ class CKPlusDataset(Dataset):
     name: ClassVar[str] = "ckplus"
     description: ClassVar[str] = "CK+ (Extended Cohn-Kanade) read from a local copy of the release"
     has_au_masks: ClassVar[bool] = False
-    has_landmarks: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -23,6 +23,8 @@ import numpy as np
 from interpret_core.api.errors import CapabilityError, DataError, UsageError
 from interpret_core.api.interfaces import UnitMetric, UnitMetricResult
 
+from .au_distance_report import REPORT_TEXT, report_tables
+
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Attribution, Dataset, Model
     from interpret_core.analysis.unit_scan import UnitScan
@@ -112,9 +114,7 @@ class AUDistance(UnitMetric):
     description = "unit max activation with vs without each AU: Cliff's delta, Mann-Whitney p, BH q, mapping, spatial agreement"
     higher_is_better = True
     needs_aus = True
-    needs_masks = False  # masks are used for spatial agreement when the data set has them
-    #: ``interp run`` passes its :class:`~interpret_core.analysis.unit_scan.UnitScan` as ``scan=``.
-    accepts_scan = True
+    report_text = REPORT_TEXT
 
     def __init__(
         self,
@@ -170,12 +170,11 @@ class AUDistance(UnitMetric):
         model: Model,
         dataset: Dataset,
         layers: Sequence[str],
-        *,
         scan: UnitScan | None = None,
+        *,
         method: Attribution | None = None,
         progress: Any = None,
         indices: Sequence[int] | None = None,
-        **kwargs: Any,
     ) -> UnitMetricResult:
         """Score every unit of ``layers`` against every AU of ``dataset``.
 
@@ -186,11 +185,10 @@ class AUDistance(UnitMetric):
             indices: data-set indices to use (default: all).
 
         Returns:
-            scores: one row per (layer, unit, AU); extra: ``mapping``,
-            ``unit_mapping``, ``layer_mapping``, ``aus``, ``options``.
+            scores: one row per (layer, unit, AU); mapping: per AU its unit(s);
+            tables: the report's; extra: ``unit_mapping``, ``layer_mapping``,
+            ``aus``, ``skipped_aus``, ``definitions``, ``images``.
         """
-        if kwargs:
-            raise UsageError(f"au-distance.evaluate got unknown argument(s) {sorted(kwargs)}", "see the docstring")
         from interpret_core.analysis.unit_scan import annotations, scan_units
 
         layers = list(layers)
@@ -211,13 +209,13 @@ class AUDistance(UnitMetric):
             self.add_spatial_agreement(model, dataset, scan, mapping, table["presence"], table["au_numbers"], method, progress)
         return UnitMetricResult(
             scores=table["scores"],
+            mapping=mapping,
+            tables=report_tables(mapping, table["unit_mapping"], table["layer_mapping"]),
             extra={
-                "mapping": mapping,
                 "unit_mapping": table["unit_mapping"],
                 "layer_mapping": table["layer_mapping"],
                 "aus": table["aus"],
                 "skipped_aus": table["skipped_aus"],
-                "options": self.options(),
                 "definitions": {
                     "distance": f"{self.distance}: {DISTANCES[self.distance]}",
                     "locate": f"{self.locate}: {LOCATE_MODES[self.locate]}",

@@ -64,7 +64,6 @@ class PlantedDataset(Dataset):
     name = "planted-aus"
     description = "synthetic images whose AUs are oriented bars in fixed regions (a unit-metric ground truth)"
     has_au_masks = True
-    has_landmarks = False
 
     def __init__(self, count: int = 240, seed: int = 0, prevalence: float = 0.4, **options):
         if options:

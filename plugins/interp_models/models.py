@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from interp_datasets.emotions import EMOTIONS
 from interpret_core.api.interfaces import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +26,8 @@ class FerCNNModel(Model):
     description = "paper-style expression CNN: per-image standardisation, 3 x (conv-ReLU-maxpool), 5x5/3x3 filters, 16/32/64 channels, FC-128 + dropout"
     default_weights: ClassVar[str | None] = "interp_models:weights/fer-cnn.safetensors"
     analysable_layers: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "conv3")
+    #: CK+'s 8 classes, what the shipped weights are trained on
+    default_class_names: ClassVar[tuple[str, ...]] = EMOTIONS
 
     def build(self) -> nn.Module:
         from .nets import FerCNN
@@ -45,6 +48,7 @@ class FerResNetModel(Model):
     description = "small ResNet for grey crops: 5x5 stem, 3 basic blocks (16/32/64), BatchNorm, global average pool"
     default_weights: ClassVar[str | None] = None
     analysable_layers: ClassVar[tuple[str, ...]] = ("stem", "layer1", "layer2", "layer3")
+    default_class_names: ClassVar[tuple[str, ...]] = EMOTIONS
 
     def build(self) -> nn.Module:
         from .nets import FerResNet

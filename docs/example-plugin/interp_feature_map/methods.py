@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from interpret_core import Attribution, AttributionMetric
+from interpret_core import Attribution, AttributionMetric, MetricResult
 from interpret_core.nn.hooks import capture_outputs
 
 
@@ -61,4 +61,4 @@ class TopDecileShare(AttributionMetric):
         k = max(1, int(round(flat.shape[1] * 0.1)))
         top = flat.topk(k, dim=1).values.sum(1)
         total = flat.sum(1)
-        return torch.where(total > 0, top / total.clamp(min=1e-12), torch.zeros_like(total))
+        return MetricResult(torch.where(total > 0, top / total.clamp(min=1e-12), torch.zeros_like(total)))

@@ -14,7 +14,7 @@ from importlib import resources
 
 import numpy as np
 
-from interpret_core.api.interfaces import EMOTIONS
+from ..emotions import EMOTIONS
 
 #: The seven CK+ emotions a sequence can show (neutral is the first frame).
 SEQUENCE_EMOTIONS: tuple[str, ...] = EMOTIONS[1:]

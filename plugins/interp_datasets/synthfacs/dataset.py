@@ -24,7 +24,6 @@ class SynthFACSDataset(CKPlusDataset):
         "(generated on first use; `interp data generate` makes others)"
     )
     has_au_masks: ClassVar[bool] = True
-    has_landmarks: ClassVar[bool] = True
 
     @classmethod
     def _resolve_root(cls, data_root: str | os.PathLike | None) -> Path:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from interpret_core.api.errors import DataError, UsageError
-from interpret_core.api.interfaces import EMOTIONS
+from ..emotions import EMOTIONS
 from interpret_core.util.io import write_bytes
 from interpret_core.util.paths import cache_home
 

@@ -1,21 +1,19 @@
-"""An intermediate base for the bench metrics: options, undefined maps, ties, extra fields.
+"""An intermediate base for the bench metrics: options, undefined maps, ties, table families.
 
-:class:`interpret_core.AttributionMetric` batches in ``__call__`` and returns
-one score per image. Some metrics measure more than one number per image
-(``randomization`` gives a Spearman correlation and an SSIM); they record the
-others with :meth:`BenchMetric.record_extra` inside ``evaluate_batch``, and
-``metric.extras`` holds them, concatenated over batches, after each call.
-Batching still happens only in the core's ``__call__``.
+:class:`interpret_core.AttributionMetric` batches in ``evaluate`` and returns
+a :class:`interpret_core.MetricResult`: one score per image plus the declared
+per-image ``extra_fields`` (``randomization`` gives a Spearman correlation
+and an SSIM), which ``evaluate_batch`` returns with its scores.
 
 Undefined maps, in this one place for every metric
     A map with a NaN or inf value, or whose channel-summed map is constant
     (all zero, say), is *undefined*: it orders no pixel before another and
-    points nowhere, so no metric can score it. :meth:`BenchMetric.__call__`
+    points nowhere, so no metric can score it. :meth:`BenchMetric.evaluate`
     gives such an image the score NaN without passing it to
     ``evaluate_batch``; metrics return NaN themselves where their own input
     is degenerate (a ``positive`` map with no positive pixel for relevance
-    mass; a constant comparison map in the sanity checks). After a call,
-    ``metric.undefined`` is the bool [N] of images without a score; the bench
+    mass; a constant comparison map in the sanity checks). A result's
+    ``undefined`` is the bool [N] of images without a score; the bench
     counts them per cell (``n_undefined``), shows the count in every table,
     leaves them out of the mean, never bolds a cell that has any, and warns
     naming the method.
@@ -39,31 +37,32 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from interpret_core import AttributionMetric, UsageError
+from interpret_core import AttributionMetric, MetricResult, UsageError
 
 SALIENCY_MODES = ("abs", "positive", "signed")
 #: Seed of the random order of tied pixels (see the module docstring).
 TIE_SEED = 0
 #: Keyword arguments of a metric call that hold one row per image.
 PER_IMAGE_ARGUMENTS = ("inputs", "targets", "attributions", "masks")
+#: The order of the bench tables (``family_rank``): localisation, faithfulness, sanity, then the others.
+FAMILY_RANKS: dict[str, int] = {"localisation": 0, "faithfulness": 1, "sanity": 2, "robustness": 3, "complexity": 4, "axiom": 5}
 
 
 class BenchMetric(AttributionMetric):
-    """AttributionMetric with recorded options and optional extra per-image fields.
+    """AttributionMetric with recorded options, undefined maps handled once, and a ranked family.
 
     Class attributes:
         family: ``"localisation"``, ``"faithfulness"``, ``"sanity"``, ``"robustness"``,
-            ``"complexity"`` or ``"axiom"`` (for tables).
-        extra_fields: names of the extra per-image values the metric records.
-        column_extras: {extra field: label} of extras the bench tables show as their own column.
-        version: bumped when the metric's numbers change for the same options
-            (part of the bench's cell key, so old cells are recomputed).
+            ``"complexity"`` or ``"axiom"``; sets ``family_rank`` from :data:`FAMILY_RANKS`.
+        version: ``1``; bump it when the metric's numbers change for the same options.
     """
 
-    family: ClassVar[str] = ""
-    extra_fields: ClassVar[tuple[str, ...]] = ()
-    column_extras: ClassVar[dict[str, str]] = {}
     version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family in FAMILY_RANKS:
+            cls.family_rank = FAMILY_RANKS[cls.family]
 
     def __init__(self, unknown: dict[str, Any] | None = None, **options: Any):
         if unknown:
@@ -76,13 +75,14 @@ class BenchMetric(AttributionMetric):
                 "see docs/benchmark.md for the metric's options",
             )
         super().__init__()
-        self.options: dict[str, Any] = dict(options)
-        self.extras: dict[str, np.ndarray] = {}
-        self.undefined: np.ndarray = np.zeros(0, dtype=bool)
-        self._extra_parts: dict[str, list[np.ndarray]] = {}
+        self._options: dict[str, Any] = dict(options)
 
-    def __call__(self, **kwargs: Any) -> np.ndarray:
-        """Scores float64 [N]; NaN for undefined maps (see the module docstring), which never reach ``evaluate_batch``."""
+    def options(self) -> dict[str, Any]:
+        """The validated options this instance was made with."""
+        return dict(self._options)
+
+    def evaluate(self, **kwargs: Any) -> MetricResult:
+        """Scores and extras, float64 [N] each; NaN for undefined maps (see the module docstring), which never reach ``evaluate_batch``."""
         import torch
 
         from .kernels import defined_maps
@@ -91,36 +91,28 @@ class BenchMetric(AttributionMetric):
         n = int(attributions.shape[0])
         defined = defined_maps(torch.as_tensor(attributions)).cpu().numpy()
         rows = np.flatnonzero(defined)
-        self._extra_parts = {name: [] for name in self.extra_fields}
-        scores = np.full(n, np.nan)
-        if len(rows) == n:
-            scores = np.asarray(super().__call__(**kwargs), dtype=np.float64)
-        else:  # also with no row left, so that the needs (model, masks, ...) are still checked
+        try:
+            if len(rows) == n:
+                return super().evaluate(**kwargs)
+            # also with no row left, so that the needs (model, masks, ...) are still checked
             index = torch.as_tensor(rows)
             subset = {
                 key: (value[index] if key in PER_IMAGE_ARGUMENTS and value is not None else value)
                 for key, value in kwargs.items()
             }
-            scores[rows] = super().__call__(**subset)
-        self.extras = {}
-        for name, parts in self._extra_parts.items():
-            full = np.full(n, np.nan)
-            if parts:
-                full[rows] = np.concatenate(parts)
-            self.extras[name] = full
-        self.undefined = ~np.isfinite(scores)
-        self.finish()
-        return scores
+            scored = super().evaluate(**subset)
+        finally:
+            self.finish()
+        scores = np.full(n, np.nan)
+        scores[rows] = scored.scores
+        extras = {}
+        for name, values in scored.extras.items():
+            extras[name] = np.full(n, np.nan)
+            extras[name][rows] = values
+        return MetricResult(scores, extras)
 
     def finish(self) -> None:
         """Called after every image is scored (e.g. to drop cached models)."""
-
-    def record_extra(self, name: str, values: Any) -> None:
-        """Record [n] extra values of the current batch under ``name``."""
-        if name not in self._extra_parts:
-            raise KeyError(f"{type(self).__name__}.extra_fields does not declare {name!r}")
-        array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
-        self._extra_parts[name].append(np.asarray(array, dtype=np.float64))
 
     @staticmethod
     def _check_choice(metric: str, option: str, value: Any, choices: tuple[str, ...]) -> str:

@@ -23,6 +23,7 @@ class CentreGaussian(Attribution):
     """A centred Gaussian map; ``sigma`` is a fraction of the image side (default 0.25 = 16 px at 64 px)."""
 
     name = "centre-gaussian"
+    is_baseline = True
     description = "Baseline: a Gaussian bump at the image centre (ignores model and target)."
     signed = False
 
@@ -51,6 +52,7 @@ class RandomMap(Attribution):
     """Uniform noise per image, seeded from the image bytes and ``seed``; ``sigma`` px smoothing (0 = none)."""
 
     name = "random-map"
+    is_baseline = True
     description = "Baseline: a random map, fixed per image (ignores model and target)."
     signed = False
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from interpret_core import MetricResult
+
 from .base import SALIENCY_MODES, BenchMetric
 
 BASELINES = ("blur", "mean", "zero")
@@ -101,7 +103,7 @@ class _PerturbationCurve(BenchMetric):
     def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
         from .kernels import trapezoid
 
-        return trapezoid(self.curves(inputs, targets, attributions, model))
+        return MetricResult(trapezoid(self.curves(inputs, targets, attributions, model)))
 
 
 class Deletion(_PerturbationCurve):

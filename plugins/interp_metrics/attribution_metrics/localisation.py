@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from interpret_core import MetricResult
+
 from .base import SALIENCY_MODES, BenchMetric
 
 
@@ -82,6 +84,7 @@ class AUPointingGame(_Localisation):
     """
 
     name = "au-pointing-game"
+    short_name = "pointing-game"
     description = "Hit rate: the attribution maximum falls inside (or within tolerance px of) the present AUs' regions."
     extra_fields = ("chance", "tolerance_px")
     column_extras = {"chance": "chance"}
@@ -118,9 +121,8 @@ class AUPointingGame(_Localisation):
         flat = maps.reshape(n, -1)
         peaks = flat == flat.amax(dim=1, keepdim=True)
         hits = (peaks & near).sum(dim=1).to(torch.float64) / peaks.sum(dim=1).clamp(min=1).to(torch.float64)
-        self.record_extra("chance", near.to(torch.float64).mean(dim=1))
-        self.record_extra("tolerance_px", torch.full((n,), tolerance, dtype=torch.float64))
-        return self._finalise(hits, informative, nonempty)
+        extras = {"chance": near.to(torch.float64).mean(dim=1), "tolerance_px": torch.full((n,), tolerance, dtype=torch.float64)}
+        return MetricResult(self._finalise(hits, informative, nonempty), extras)
 
 
 class AURelevanceMass(_Localisation):
@@ -131,6 +133,7 @@ class AURelevanceMass(_Localisation):
     """
 
     name = "au-relevance-mass"
+    short_name = "relevance-mass"
     description = "Share of positive attribution mass inside the present AUs' regions (Arras et al.)."
     default_saliency = "positive"
 
@@ -145,7 +148,7 @@ class AURelevanceMass(_Localisation):
         inside = (maps * masks).flatten(1).sum(dim=1)
         informative = informative & (total > 0)  # a positive map with no positive pixel: undefined
         share = inside / total.clamp(min=1e-300)
-        return self._finalise(share, informative, nonempty)
+        return MetricResult(self._finalise(share, informative, nonempty))
 
 
 class AURelevanceRank(_Localisation):
@@ -161,6 +164,7 @@ class AURelevanceRank(_Localisation):
     """
 
     name = "au-relevance-rank"
+    short_name = "relevance-rank"
     description = "Share of the top-|region| attribution pixels inside the present AUs' regions (Arras et al.)."
 
     def __init__(self, saliency: str | None = None, **unknown: Any):
@@ -177,4 +181,4 @@ class AURelevanceRank(_Localisation):
         size = flat_masks.sum(dim=1)  # K per image
         inside = expected_top_k_inside(maps.reshape(n, -1), flat_masks, size)
         share = inside / size.clamp(min=1).to(torch.float64)
-        return self._finalise(share, informative, nonempty)
+        return MetricResult(self._finalise(share, informative, nonempty))

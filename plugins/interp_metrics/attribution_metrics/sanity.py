@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from interpret_core import MetricResult
+
 from .base import BenchMetric
 
 
@@ -138,10 +140,8 @@ class ModelRandomization(BenchMetric):
             rhos.append(rho)
             ssims.append(structural)
         rho = torch.stack(rhos).mean(dim=0)
-        self.record_extra("ssim", torch.stack(ssims).mean(dim=0))
-        self.record_extra("spearman_final", rhos[-1])
-        self.record_extra("ssim_final", ssims[-1])
-        return rho
+        extras = {"ssim": torch.stack(ssims).mean(dim=0), "spearman_final": rhos[-1], "ssim_final": ssims[-1]}
+        return MetricResult(rho, extras)
 
 
 class ClassSensitivity(BenchMetric):
@@ -187,5 +187,4 @@ class ClassSensitivity(BenchMetric):
         others = self.other_classes(model, inputs, targets)
         other = method.attribute(model, inputs, others.to(inputs.device)).detach()
         rho, structural = _similarity(attributions, other)
-        self.record_extra("ssim", structural)
-        return rho
+        return MetricResult(rho, {"ssim": structural})
