@@ -79,8 +79,9 @@ def test_inspect_lists_skipped_files_and_strict_fails(release, capsys):
 
 
 def test_inspect_bad_roots_are_one_line_errors(tmp_path, capsys):
+    # A --data-root that names nothing is a usage error (exit 2) in every command.
     code, out, err = _inspect(capsys, "--dataset", "ckplus", "--data-root", str(tmp_path / "missing"))
-    assert code == 1 and "does not exist" in err and "Traceback" not in err
+    assert code == 2 and "no such folder" in err and "Traceback" not in err
     (tmp_path / "notck").mkdir()
     code, out, err = _inspect(capsys, "--dataset", "ckplus", "--data-root", str(tmp_path / "notck"))
     assert code == 1 and f"no cohn-kanade-images folder in {tmp_path / 'notck'}" in err

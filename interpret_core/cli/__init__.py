@@ -18,7 +18,7 @@ from interpret_core.api.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, InterpErro
 app = typer.Typer(
     name="interp",
     help="Open up facial-expression CNNs: train, attribute, and find action-unit detectors.",
-    no_args_is_help=False,
+    no_args_is_help=False,  # bare `interp` prints help itself (click's own exits 2)
     invoke_without_command=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -41,11 +41,14 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Open up facial-expression CNNs: train, attribute, and find action-unit detectors."""
-    if ctx.invoked_subcommand is None:
-        # Bare `interp`: show what is installed, the first thing a user wants to see.
-        from .plugins_cmd import plugins_command
+    print_help_if_bare(ctx)
 
-        plugins_command(as_json=False)
+
+def print_help_if_bare(ctx: typer.Context) -> None:
+    """A group called without a command prints its help on stdout and exits 0."""
+    if ctx.invoked_subcommand is None:
+        sys.stdout.write(ctx.get_help() + "\n")
+        raise typer.Exit(0)
 
 
 def _register_commands() -> None:
@@ -57,6 +60,25 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_plugins_loaded = False
+
+
+def load_plugin_commands() -> typer.Typer:
+    """Add what plugins register through ``interp_register_commands`` to :data:`app` (once); returns it.
+
+    Done on first use rather than at import, because a plugin's command
+    module imports :mod:`interpret_core.cli.params` and so this package.
+    Core commands keep their names; what cannot be attached is a failed row
+    of ``interp plugins``.
+    """
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        from .data_cmd import data_app
+        from .plugin_commands import attach_plugin_commands
+
+        attach_plugin_commands(app, {"data": data_app})
+    return app
 
 
 def _debug() -> bool:
@@ -70,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from .output import stderr
 
     try:
+        load_plugin_commands()
         # Standalone mode: typer handles --help, usage errors (exit 2) and Ctrl-C (130).
         app(args=argv, prog_name="interp")
         code = 0

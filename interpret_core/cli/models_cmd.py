@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from . import params
 from .output import emit
 
 
@@ -82,8 +83,8 @@ def _render(rows: list[dict[str, Any]]):
     return table
 
 
-def models_command(as_json: bool = typer.Option(False, "--json", help="Print a JSON list (with full model cards).")) -> None:
-    """List model plugins: layers, input size, classes, and the card of shipped default weights."""
+def models_command(as_json: params.Json = False) -> None:
+    """List model plugins: layers, input size, classes, and the card of shipped default weights (JSON: a list, full cards)."""
     emit(model_rows(), as_json, _render)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from . import params
 from .output import emit
 
 
@@ -30,8 +31,8 @@ def _render(rows: list[dict[str, Any]]):
     return table
 
 
-def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
-    """List installed plugins: kind, name, entry point, distribution, version, status."""
+def plugins_command(as_json: params.Json = False) -> None:
+    """List installed plugins and the commands they add: kind, name, entry point, distribution, version, status."""
     from interpret_core.registry.loader import plugins
 
     emit(plugins(), as_json, _render)

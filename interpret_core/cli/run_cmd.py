@@ -12,9 +12,11 @@ from typing import Any, Optional
 
 import typer
 
-from interpret_core.api.errors import UsageError
-from interpret_core.registry.options import parse_options, split_list
+from interpret_core.registry.options import split_list
+
+from . import params
 from .output import emit, info
+from .plugin_options import method_spec, metric_options
 
 
 def _render(results: dict[str, Any]):
@@ -46,50 +48,60 @@ def _render(results: dict[str, Any]):
 
 
 def run_command(
-    method: str = typer.Option(
-        "deconv", "--method",
-        help="Attribution method spec that draws the mapped units (needs unit projections), e.g. deconv, "
-        "guided-backprop:max_memory_mb=128, captum:NeuronDeconvolution.",
-    ),
-    metric: str = typer.Option("au-distance", "--metric", help="Unit metric that scores (layer, unit, AU)."),
-    model: str = typer.Option("fer-cnn", "--model", help="Model plugin name."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="A .safetensors file from `interp train` (default: the model's shipped weights)."),
-    dataset: str = typer.Option("synthfacs", "--dataset", help="Data set plugin name."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Data set folder (default: the plugin's default set)."),
-    dataset_option: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE option for the dataset plugin (repeatable), e.g. protocol=peak or include_neutral=false."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: every layer the model lists)."),
-    top_k: int = typer.Option(9, "--top-k", help="Images drawn per mapped unit."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use N images spread evenly over the data set."),
-    out: Optional[str] = typer.Option(None, "--out", help="Output folder (default: a new folder under ./interp-runs/)."),
-    resume: bool = typer.Option(False, "--resume", help="Reuse the unit scan cached in --out if it matches."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
-    seed: int = typer.Option(0, "--seed", help="Seeds torch before the model is built (fixes an untrained model's weights)."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Metric option key=value (repeatable), e.g. distance=smd."),
-    as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
+    method: params.Method = "deconv",
+    metric: params.Metric = "au-distance",
+    model: params.ModelName = None,
+    weights: params.Weights = None,
+    model_option: params.ModelOption = [],
+    dataset: params.DatasetName = "synthfacs",
+    data_root: params.DataRoot = None,
+    dataset_option: params.DatasetOption = [],
+    layers: params.Layers = None,
+    top_k: params.TopK = 9,
+    limit: params.Limit = None,
+    out: params.Out = None,
+    resume: params.Resume = False,
+    batch_size: params.BatchSize = 64,
+    seed: params.Seed = 0,
+    method_option: params.MethodOption = [],
+    metric_option: params.MetricOption = [],
+    legacy_option: params.LegacyMetricOption = [],
+    as_json: params.Json = False,
 ) -> None:
-    """Find the feature maps that detect each action unit, and draw them."""
+    """Find the feature maps that detect each action unit, and draw them.
+
+    The method spec (with --method-option) draws the mapped units and must
+    project units (deconv, guided-backprop, captum:NeuronDeconvolution ...);
+    --limit N uses N images spread evenly over the data set; --out is the run
+    folder (default: a new one under ./interp-runs/), --resume reuses the unit
+    scan cached there.
+    """
     from interpret_core.util.progress import progress_bar
     from interpret_core.workflows.run import RunConfig, run
+    from interpret_core.workflows.setup import choices_from_flags
 
+    model_choice, data_choice = choices_from_flags(
+        model=model, weights=weights, model_option=model_option, seed=seed,
+        dataset=dataset, data_root=data_root, dataset_option=dataset_option,
+    )
     config = RunConfig(
-        method=method,
+        method=method_spec(method, method_option),
         metric=metric,
-        model=model,
-        weights=weights,
-        dataset=dataset,
-        data_root=data_root,
-        dataset_options=parse_options(dataset_option, where="--dataset-option", example="include_neutral=false"),
+        model=model_choice.name,
+        weights=model_choice.weights,
+        model_options=model_choice.options,
+        dataset=data_choice.name,
+        data_root=data_choice.data_root,
+        dataset_options=data_choice.options,
         layers=split_list(layers),
         top_k=top_k,
         limit=limit,
-        out=out,
+        out=None if out is None else str(out),
         resume=resume,
         batch_size=batch_size,
-        metric_options=parse_options(option),
+        metric_options=metric_options(metric, params.merge_legacy(metric_option, legacy_option)),
         seed=seed,
     )
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {batch_size}", "pass e.g. --batch-size 64")
     with progress_bar(transient=True) as progress:
         results = run(config, progress=progress)
     info(f"wrote {results['out']} (report.html, results.json, scores.csv, mapping.md, figures/)")
@@ -100,4 +112,6 @@ def run_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``interp run`` to ``app``."""
-    app.command("run")(run_command)
+    from .plugin_commands import add_command
+
+    add_command(app, "run", run_command)

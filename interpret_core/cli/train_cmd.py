@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from . import params
 from .output import emit, info
 
 
@@ -34,16 +35,17 @@ def _render(summary: dict[str, Any]):
 
 
 def train_command(
-    model: str = typer.Option("fer-cnn", "--model", help="Model plugin to train (see `interp models`)."),
-    dataset: str = typer.Option(..., "--dataset", help="Dataset plugin: synthfacs or ckplus."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="The data set's folder (synthfacs: default set in the cache if omitted)."),
-    dataset_option: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE option for the dataset plugin (repeatable), e.g. include_neutral=false for 7 classes."),
-    subjects: Optional[int] = typer.Option(None, "--subjects", help="Use only the first N subjects (sorted ids), for quick runs."),
+    model: params.ModelName = "fer-cnn",
+    model_option: params.ModelOption = [],
+    dataset: params.DatasetName = ...,
+    data_root: params.DataRoot = None,
+    dataset_option: params.DatasetOption = [],
+    subjects: params.Subjects = None,
     folds: int = typer.Option(10, "--folds", help="k of subject-independent k-fold cross-validation."),
     epochs: int = typer.Option(12, "--epochs", help="Maximum epochs per fold (early stopping on the inner validation split)."),
     patience: int = typer.Option(4, "--patience", help="Stop after this many epochs without a better validation score."),
-    seed: int = typer.Option(0, "--seed", help="Seeds folds, splits, initialisation, dropout, shuffling and augmentation."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per optimiser step."),
+    seed: params.Seed = 0,
+    batch_size: params.BatchSize = 32,
     lr: float = typer.Option(3e-3, "--lr", help="Adam learning rate."),
     weight_decay: float = typer.Option(1e-4, "--weight-decay", help="Adam weight decay."),
     val_fraction: float = typer.Option(0.15, "--val-fraction", help="Share of each fold's training subjects held out for early stopping."),
@@ -51,26 +53,41 @@ def train_command(
     cosine: bool = typer.Option(True, "--cosine/--constant-lr", help="Cosine learning-rate decay over --epochs, or a constant rate."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per fold; part of the recipe (results depend on it bit-wise)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", help="Folds trained at once in worker processes [default: min(2, CPUs)]; never changes results."),
-    out: Path = typer.Option(..., "--out", help="Output folder: metrics.json, folds/, model.safetensors, model.json."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out from its finished folds."),
+    out: params.Out = ...,
+    resume: params.Resume = False,
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier results in --out."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: params.Json = False,
 ) -> None:
-    """Train a model with subject-independent k-fold cross-validation, then the final model on all subjects."""
+    """Train a model with subject-independent k-fold cross-validation, then the final model on all subjects.
+
+    --subjects N uses only the first N subjects (sorted ids), for quick runs;
+    --seed seeds folds, splits, initialisation, dropout, shuffling and
+    augmentation; --out receives metrics.json, folds/, model.safetensors and
+    model.json, and --resume continues from its finished folds.
+    """
     from interpret_core.workflows.training import TrainConfig, train
 
     if resume and overwrite:
         from interpret_core.api.errors import UsageError
 
         raise UsageError("--resume and --overwrite contradict each other", "pass one of them")
-    from interpret_core.registry.options import parse_options
+    from interpret_core.workflows.setup import choices_from_flags, check_data_root
 
-    dataset_options = parse_options(dataset_option, "--dataset-option", "include_neutral=false")
+    model_choice, data_choice = choices_from_flags(
+        model=model, model_option=model_option, dataset=dataset, data_root=data_root, dataset_option=dataset_option,
+    )
+    check_data_root(data_choice.data_root, data_choice.name)
+    if "class_names" in model_choice.options:
+        from interpret_core.api.errors import UsageError
+
+        raise UsageError("--model-option class_names: interp train takes the class names from the data set",
+                         "drop it, or choose the classes with --dataset-option (e.g. include_neutral=false)")
     config = TrainConfig(
-        model=model,
-        dataset=dataset,
-        data_root=None if data_root is None else str(data_root),
-        dataset_options=dataset_options,
+        model=model_choice.name,
+        model_options=model_choice.options,
+        dataset=data_choice.name,
+        data_root=data_choice.data_root,
+        dataset_options=data_choice.options,
         subjects=subjects,
         folds=folds,
         epochs=epochs,
@@ -125,4 +142,6 @@ def train_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``interp train`` to ``app``."""
-    app.command("train")(train_command)
+    from .plugin_commands import add_command
+
+    add_command(app, "train", train_command)

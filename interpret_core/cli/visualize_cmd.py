@@ -10,12 +10,15 @@ interrupted run: the ranking scan and every finished unit are reused.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from interpret_core.api.errors import UsageError
+
+from . import params
 from .output import emit, info
+from .plugin_options import method_spec
 
 
 def _parse_units(text: str | None) -> list[int] | None:
@@ -60,43 +63,47 @@ def _render(summary: dict[str, Any]):
 
 
 def visualize_command(
-    method: str = typer.Option(
-        "deconv", "--method", "-m",
-        help="Attribution method spec: deconv, guided-backprop, grad-cam, occlusion:window=12, captum:NoiseTunnel(Saliency),nt_samples=8 ...",
-    ),
-    layer: Optional[str] = typer.Option(None, "--layer", "-l", help="Layer whose units to draw (see `interp models`); omit for class-level overlays."),
-    units: Optional[str] = typer.Option(None, "--units", "-u", help="Units to draw, e.g. 0,3,5-8 (default: all units of the layer)."),
-    top_k: int = typer.Option(9, "--top-k", help="Images per unit, by descending maximal activation."),
-    model: str = typer.Option("fer-cnn", "--model", help="Model plugin name."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="A .safetensors file from `interp train` (default: the model's shipped weights)."),
-    dataset: str = typer.Option("synthfacs", "--dataset", help="Data set plugin name."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Data set folder (default: the plugin's default set)."),
-    dataset_option: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE option for the dataset plugin (repeatable), e.g. protocol=peak or include_neutral=false."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Rank N images spread evenly over the data set (class-level: draw N images; default 16)."),
-    target: str = typer.Option("predicted", "--target", help="Class-level target: predicted, label, or a class index."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass of the ranking scan."),
-    seed: int = typer.Option(0, "--seed", help="Seeds torch before the model is built (fixes an untrained model's weights)."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Method option key=value (repeatable), e.g. -o max_batch=256."),
-    out: str = typer.Option(..., "--out", help="Output folder for the PNGs and index.html."),
-    resume: bool = typer.Option(False, "--resume", help="Reuse the ranking scan and the finished units in --out when they match."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    method: params.Method = "deconv",
+    layer: params.Layer = None,
+    units: Annotated[Optional[str], typer.Option("--units", "-u", help="Units to draw, e.g. 0,3,5-8 (default: all units of the layer).")] = None,
+    top_k: params.TopK = 9,
+    model: params.ModelName = None,
+    weights: params.Weights = None,
+    model_option: params.ModelOption = [],
+    dataset: params.DatasetName = "synthfacs",
+    data_root: params.DataRoot = None,
+    dataset_option: params.DatasetOption = [],
+    limit: params.Limit = None,
+    target: params.Target = "predicted",
+    batch_size: params.BatchSize = 64,
+    seed: params.Seed = 0,
+    method_option: params.MethodOption = [],
+    legacy_option: params.LegacyMethodOption = [],
+    out: params.Out = ...,
+    resume: params.Resume = False,
+    as_json: params.Json = False,
 ) -> None:
-    """Draw what units detect (Zeiler-Fergus grids) or where classes look (overlays)."""
+    """Draw what units detect (Zeiler-Fergus grids) or where classes look (overlays).
+
+    With --layer: each unit's top-k images among --limit N ranked images
+    (default: all) beside the projection of its maximum. Without --layer:
+    class-level maps of --limit N images (default 16) overlaid on the faces.
+    --out is the folder for the PNGs and index.html.
+    """
     import torch
 
-    from interpret_core.registry.loader import open_dataset
-    from interpret_core.registry.options import parse_method_spec, parse_options
+    from interpret_core.registry.loader import get_attribution
+    from interpret_core.registry.options import parse_method_spec
     from interpret_core.util.progress import progress_bar
-    from interpret_core.registry.loader import get_attribution, get_model
+    from interpret_core.workflows.setup import choices_from_flags, load_model_and_data, model_name
     from interpret_core.workflows.visualize import even_indices, write_visualization
 
-    if top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {top_k}", "e.g. --top-k 9")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 64")
-    name, method_options = parse_method_spec(method)
-    method_options.update(parse_options(option, where="--option", example="max_batch=256"))
-    dataset_options = parse_options(dataset_option, where="--dataset-option", example="include_neutral=false")
+    spec = method_spec(method, params.merge_legacy(method_option, legacy_option))
+    name, method_options = parse_method_spec(spec)
+    model_choice, data_choice = choices_from_flags(
+        model=model, weights=weights, model_option=model_option, seed=seed,
+        dataset=dataset, data_root=data_root, dataset_option=dataset_option,
+    )
     unit_list = _parse_units(units)
     if units is not None and layer is None:
         raise UsageError("--units needs --layer", "e.g. --layer conv2 --units 0,1,2")
@@ -109,14 +116,14 @@ def visualize_command(
 
     attribution = get_attribution(name, **method_options)
     torch.manual_seed(seed)  # later random draws (e.g. noise tunnels) repeat too
-    net = get_model(model, weights=weights, seed=seed)
-    data = open_dataset(dataset, data_root, dataset_options)
+    model = model_name(model_choice.name, model_choice.weights)
+    net, data = load_model_and_data(model_choice, data_choice)
     if layer is not None:
         indices = even_indices(len(data), limit)
     else:
         indices = even_indices(len(data), limit if limit is not None else 16)
     info(
-        f"{name} on {model}{'' if net.card is not None else ' (untrained)'}, {dataset} "
+        f"{name} on {model}{'' if net.card is not None else ' (untrained)'}, {data_choice.name} "
         f"({len(indices)} of {len(data)} images) -> {out}"
     )
     with progress_bar(transient=True) as progress:
@@ -125,7 +132,7 @@ def visualize_command(
             net,
             data,
             attribution,
-            method_spec=method,
+            method_spec=spec,
             layer=layer,
             units=unit_list,
             top_k=top_k,
@@ -134,8 +141,10 @@ def visualize_command(
             target=target_value,
             progress=progress,
             meta={
-                "model": {"name": model, "weights": weights, "trained": net.card is not None, "seed": seed},
-                "dataset": {"name": dataset, "data_root": data_root, "options": dataset_options, "images": int(len(indices))},
+                "model": {"name": model, "weights": model_choice.weights, "options": model_choice.options,
+                          "trained": net.card is not None, "seed": seed},
+                "dataset": {"name": data_choice.name, "data_root": data_choice.data_root, "options": data_choice.options,
+                            "images": int(len(indices))},
             },
             resume=resume,
         )
@@ -148,4 +157,6 @@ def visualize_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``interp visualize`` to ``app``."""
-    app.command("visualize")(visualize_command)
+    from .plugin_commands import add_command
+
+    add_command(app, "visualize", visualize_command)

@@ -47,3 +47,18 @@ def interp_register_unit_metrics(register):
 @hookspec
 def interp_register_attribution_metrics(register):
     """Register :class:`interpret_core.AttributionMetric` subclasses."""
+
+
+@hookspec
+def interp_register_commands(register):
+    """Add commands, or flags on core commands, to the ``interp`` command line.
+
+    ``register(function, name=None, group=None)`` adds a typer command
+    function (or a ``typer.Typer`` group) as ``interp NAME`` or, with
+    ``group="data"``, as ``interp data NAME``; the name defaults to the
+    function's without ``_command``. ``register(CommandFlag(...))`` adds a flag
+    that stands for one of the plugin's own options on core commands (see
+    :mod:`interpret_core.registry.commands`). Declare parameters with the
+    shared aliases of :mod:`interpret_core.cli.params` so that every flag
+    keeps one meaning; import typer-heavy or torch modules inside the hook.
+    """

@@ -21,10 +21,13 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .commands import CommandEntry, CommandFlag, command_name
 from interpret_core.api.errors import PluginError, UnknownNameError, UsageError
 from interpret_core.api.interfaces import Attribution, AttributionMetric, Dataset, Model, UnitMetric
 
 ENTRY_POINT_GROUP = "interp"
+#: The hook through which plugins add commands and flags (not a class kind: see registry/commands.py).
+COMMANDS_HOOK = "interp_register_commands"
 DISABLE_VARIABLE = "INTERP_DISABLE_PLUGINS"
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -70,6 +73,12 @@ class Registration:
     cls: type | None = None
     status: str = "ok"  # "ok", "failed" or "disabled"
     error: str | None = None
+    entry: CommandEntry | None = None  # kind "command": what the plugin registered
+
+    def fail(self, error: str) -> None:
+        """Mark this row failed (e.g. when the CLI cannot attach a registered command)."""
+        self.status = "failed"
+        self.error = error
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -98,6 +107,7 @@ class Registry:
         self._sources: dict[str, PluginSource] = {}
         self._failures: list[Registration] = []
         self._registrations: list[Registration] | None = None
+        self._command_rows: list[Registration] | None = None
 
     # -- loading -----------------------------------------------------------------
     def load_entry_points(self, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None) -> None:
@@ -153,11 +163,12 @@ class Registry:
             self.manager.check_pending()
         except pluggy.PluginValidationError as exc:
             self.manager.unregister(plugin_object)
-            valid = ", ".join(k.hook for k in KINDS.values())
+            valid = ", ".join([k.hook for k in KINDS.values()] + [COMMANDS_HOOK])
             self._fail(source, f"{exc} (valid hook names: {valid})")
             return False
         self._sources[source.plugin] = source
         self._registrations = None
+        self._command_rows = None
         return True
 
     def unregister_plugin(self, plugin_name: str) -> None:
@@ -168,6 +179,7 @@ class Registry:
         self._sources.pop(plugin_name, None)
         self._failures = [f for f in self._failures if f.source.plugin != plugin_name]
         self._registrations = None
+        self._command_rows = None
 
     def _fail(self, source: PluginSource, error: str) -> None:
         self._failures.append(Registration(None, None, source, status="failed", error=error))
@@ -199,6 +211,7 @@ class Registry:
                 rows.extend(pending)
         # A plugin that loaded but registered nothing still gets a row.
         registered = {r.source.plugin for r in rows}
+        registered |= {r.source.plugin for r in self.command_rows()}
         for source in self._sources.values():
             if source.plugin not in registered:
                 rows.append(Registration(None, None, source))
@@ -236,10 +249,45 @@ class Registry:
                 row.status = "failed"
                 row.error = message
 
+    # -- commands --------------------------------------------------------------
+    def command_rows(self) -> list[Registration]:
+        """One row (kind ``"command"``) per command or flag registered through
+        ``interp_register_commands``; a hook that raises, or an entry that is
+        malformed, is a failed row. Collected on first use, apart from the
+        class kinds, so that ``get_model`` never runs command hooks."""
+        if self._command_rows is not None:
+            return self._command_rows
+        rows: list[Registration] = []
+        caller = getattr(self.manager.hook, COMMANDS_HOOK)
+        for impl in reversed(caller.get_hookimpls()):
+            source = self._sources.get(impl.plugin_name) or PluginSource(impl.plugin_name, None, None, None)
+            pending: list[Registration] = []
+
+            def register(target: Any, name: str | None = None, group: str | None = None,
+                         _source: PluginSource = source, _out: list[Registration] = pending) -> None:
+                is_flag = isinstance(target, CommandFlag)
+                entry = CommandEntry(target, name=None if is_flag else command_name(target, name), group=group)
+                row = Registration("command", entry.path or None, _source, entry=entry)
+                problem = entry.problem()
+                if problem is not None:
+                    row.fail(problem)
+                _out.append(row)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                pending.append(
+                    Registration("command", None, source, status="failed",
+                                 error=f"{COMMANDS_HOOK} raised {type(exc).__name__}: {exc}")
+                )
+            rows.extend(pending)
+        self._command_rows = rows
+        return rows
+
     # -- public queries --------------------------------------------------------
     def rows(self) -> list[Registration]:
         """Every registration and every failure, for ``interp plugins``."""
-        return self._collect() + list(self._failures)
+        return self._collect() + self.command_rows() + list(self._failures)
 
     def names(self, kind: str) -> list[str]:
         """Names of the classes of ``kind`` that loaded (clashing names included)."""
@@ -288,18 +336,24 @@ def plugins() -> list[dict[str, Any]]:
     return [row.as_row() for row in get_registry().rows()]
 
 
-def _instantiate(kind: str, name: str, options: dict[str, Any]) -> Any:
+def _check_options(kind: str, name: str, cls: type, options: dict[str, Any]) -> None:
+    """UsageError naming the plugin's options if ``cls`` does not take ``options``."""
     import inspect
 
-    cls = get_registry().get_class(kind, name)
     try:
         inspect.signature(cls).bind(**options)
     except TypeError as exc:
         valid = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs", "options")]
+        flag = {"dataset": "--dataset-option", "model": "--model-option", "attribution": "--method-option"}.get(kind, "--metric-option")
         raise UsageError(
             f"{kind} {name!r} does not accept these options ({exc}); its options are: {', '.join(valid) or 'none'}",
-            "check the option names, e.g. --option key=value",
+            f"check the option names, e.g. {flag} key=value",
         ) from exc
+
+
+def _instantiate(kind: str, name: str, options: dict[str, Any]) -> Any:
+    cls = get_registry().get_class(kind, name)
+    _check_options(kind, name, cls, options)
     return cls(**options)
 
 
@@ -350,6 +404,7 @@ def get_model(name: str, weights: str | os.PathLike | None = None, seed: int = 0
         options.setdefault("input_size", tuple(architecture["input_size"]))
     import torch
 
+    _check_options("model", name, cls, options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model: Model = cls(**options)

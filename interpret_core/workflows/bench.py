@@ -43,7 +43,6 @@ import numpy as np
 
 from interpret_core.api.errors import DataError, InterpError, UsageError
 from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
-from interpret_core.registry.loader import open_dataset
 from interpret_core.registry.options import parse_method_spec, parse_options, split_items, split_list
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,8 +207,10 @@ class BenchConfig:
 
     methods: list[str] | None = None  # None = every registered method that works on the model
     metrics: list[str] | None = None  # None = every registered attribution metric
-    model: str = DEFAULT_MODEL
+    model: str | None = DEFAULT_MODEL  # None: the model named by the weights' card, else the default
     weights: str | None = None
+    #: keyword options of the model plugin (``--model-option``)
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset: str = DEFAULT_DATASET
     data_root: str | None = None
     #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
@@ -226,10 +227,10 @@ class BenchConfig:
             raise UsageError(f"--limit must be at least 1, got {self.limit}", "use --limit 64, or omit it")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.weights is not None and not Path(self.weights).is_file():
-            raise UsageError(f"weights file {self.weights} does not exist", "give a .safetensors file written by `interp train`")
-        if self.data_root is not None and not Path(self.data_root).is_dir():
-            raise UsageError(f"--data-root {self.data_root} is not a folder", "give the data set's root folder")
+        from interpret_core.workflows.setup import check_data_root, check_weights
+
+        check_weights(self.weights)
+        check_data_root(self.data_root, self.dataset)
 
 
 @dataclasses.dataclass
@@ -275,19 +276,19 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
     import torch
     import torch.nn.functional as F
 
-    from interpret_core.registry.loader import get_model
+    from interpret_core.workflows.setup import DataChoice, ModelChoice, load_dataset, load_model
 
     if status:
         status("loading model and data")
     # Seeded, so that a model without trained weights is at least the same
     # network on every run (and its cells can be reused).
-    model = get_model(config.model, weights=config.weights, seed=config.seed)
+    model = load_model(ModelChoice(config.model, config.weights, config.model_options, config.seed))
     if model.card is None and warn:
         warn(
             f"model {config.model!r} has no trained weights (random initialisation, seed {config.seed}); "
             "its attributions say nothing about a trained network. Pass --weights from `interp train`"
         )
-    dataset = open_dataset(config.dataset, config.data_root, config.dataset_options)
+    dataset = load_dataset(DataChoice(config.dataset, config.data_root, config.dataset_options))
     if len(dataset) == 0:
         raise DataError(f"data set {config.dataset!r} has no images", "check --data-root")
     emotions_all = list(dataset.emotions)
@@ -553,7 +554,10 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
         progress: a rich ``Progress`` (or None for silence).
         status, warn: callables taking a message (or None).
     """
+    from interpret_core.workflows.setup import model_name
+
     config.validate()
+    config = dataclasses.replace(config, model=model_name(config.model, config.weights))
     wall_start = time.perf_counter()
     metrics = _metric_instances(config)
     specs, skip_failures = _method_specs(config)

@@ -59,8 +59,10 @@ class RunConfig:
     #: attribution method spec (``deconv``, ``guided-backprop:max_memory_mb=128``, ``captum:NeuronDeconvolution``)
     method: str = "deconv"
     metric: str = "au-distance"
-    model: str = "fer-cnn"
+    model: str | None = None  # None: the model named by the weights' card, else the default
     weights: str | None = None
+    #: keyword options of the model plugin (``--model-option``)
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset: str = "synthfacs"
     data_root: str | None = None
     #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
@@ -188,16 +190,20 @@ def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
     ``results.json`` holds, plus ``out`` (the folder).
     """
     from interpret_core.nn.hooks import resolve_layer
-    from interpret_core.registry.loader import get_model, get_unit_metric, open_dataset
+    from interpret_core.registry.loader import get_unit_metric
+    from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data, model_name
     from interpret_core.workflows.visualize import even_indices
 
     started = time.perf_counter()
+    config = dataclasses.replace(config, model=model_name(config.model, config.weights))
     attribution = resolve_method(config.method)
     metric = get_unit_metric(config.metric, **dict(config.metric_options))
     if config.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {config.top_k}", "pass e.g. --top-k 9")
-    model = get_model(config.model, weights=config.weights, seed=config.seed)
-    dataset = open_dataset(config.dataset, config.data_root, config.dataset_options)
+    model, dataset = load_model_and_data(
+        ModelChoice(config.model, config.weights, config.model_options, config.seed),
+        DataChoice(config.dataset, config.data_root, config.dataset_options),
+    )
     layers = list(config.layers) if config.layers else list(model.layers)
     for layer in layers:
         resolve_layer(model.module, layer)

@@ -97,6 +97,8 @@ class TrainConfig:
     model: str = "fer-cnn"
     dataset: str = "synthfacs"
     data_root: str | None = None
+    #: keyword options of the model plugin (``--model-option``); class_names come from the data set
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     subjects: int | None = None
     folds: int = 10
@@ -132,12 +134,16 @@ class TrainConfig:
         (the data's identity is its sha256, kept beside the recipe)."""
         fields = dataclasses.asdict(self)
         fields.pop("data_root")
+        if not fields["model_options"]:
+            fields.pop("model_options")  # recipes from before --model-option keep their fingerprint
         fields["recipe_version"] = RECIPE_VERSION
         return fields
 
     def command(self, out: str | Path) -> str:
         """The ``interp train`` command line that reruns this recipe, every option explicit."""
         parts = ["interp", "train", "--model", self.model, "--dataset", self.dataset]
+        for key, value in sorted(self.model_options.items()):
+            parts += ["--model-option", f"{key}={value}"]
         if self.data_root is not None:
             parts += ["--data-root", str(self.data_root)]
         for key, value in sorted(self.dataset_options.items()):
@@ -480,7 +486,7 @@ def _build_model(config: TrainConfig, class_names: Sequence[str], torch_seed: in
 
     cls = get_registry().get_class("model", config.model)
     torch.manual_seed(torch_seed)  # initialisation
-    return cls(class_names=list(class_names))
+    return cls(**{**config.model_options, "class_names": list(class_names)})
 
 
 def _fold_file(out: Path, index: int) -> Path:

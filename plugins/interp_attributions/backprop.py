@@ -61,7 +61,7 @@ class _RectifierMethod(Attribution):
             parse_value(v) if isinstance(v, str) else v for v in (max_batch, max_memory_mb, crop, scale, check)
         )
         if not isinstance(crop, bool) or not isinstance(check, bool):
-            raise UsageError(f"{self.name}: crop and check take true or false", "e.g. -o crop=false")
+            raise UsageError(f"{self.name}: crop and check take true or false", "e.g. --method-option crop=false")
         if max_batch is not None and int(max_batch) < 1:
             raise UsageError(f"{self.name}: max_batch must be >= 1, got {max_batch}", "use e.g. max_batch=256")
         if float(max_memory_mb) <= 0:

@@ -196,7 +196,7 @@ class _Item:
 class CKPlusDataset(Dataset):
     """CK+ read from its root: aligned grey face crops with emotions, AUs, landmarks.
 
-    Options (keyword arguments; ``--option key=value`` on the CLI):
+    Options (keyword arguments; ``--dataset-option key=value`` on the CLI):
         data_root: the folder holding ``cohn-kanade-images/``, ``Landmarks/``,
             ``Emotion/`` and ``FACS/`` (required).
         protocol: which frames become samples (:data:`PROTOCOLS`):

@@ -13,3 +13,13 @@ def interp_register_datasets(register):
 
     register(CKPlusDataset)
     register(SynthFACSDataset)
+
+
+@hookimpl
+def interp_register_commands(register):
+    """``interp data generate`` (SynthFACS) and the CK+ reader's flags on ``interp data inspect``."""
+    from .commands import FLAGS, generate_command
+
+    register(generate_command, name="generate", group="data")
+    for flag in FLAGS:
+        register(flag)

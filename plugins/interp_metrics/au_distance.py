@@ -95,7 +95,7 @@ class _LayerScores:
 class AUDistance(UnitMetric):
     """Per-unit AU sensitivity from maximal activations, with significance and mapping.
 
-    Options (keyword arguments; strings are accepted, as from ``--option key=value``):
+    Options (keyword arguments; strings are accepted, as from ``--metric-option key=value``):
         distance: one of :data:`DISTANCES` (default ``delta``).
         min_images: an AU is scored only with at least this many images with it
             and this many without (default 10).
@@ -288,7 +288,7 @@ class AUDistance(UnitMetric):
             raise DataError(
                 f"no AU has at least {self.min_images} images with it and {self.min_images} without "
                 f"among {total} images (AU counts: {dict(zip(au_numbers_all, counts.tolist()))})",
-                "use more images (drop --limit) or lower the minimum: --option min_images=N",
+                "use more images (drop --limit) or lower the minimum: --metric-option min_images=N",
             )
         emotions = np.asarray(emotions, dtype=np.int64)
         partners = None

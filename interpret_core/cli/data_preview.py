@@ -1,78 +1,21 @@
-"""``interp data generate`` and ``interp data preview``.
+"""``interp data preview``: a grid of samples of any data set with their landmarks and AU masks.
 
-``generate`` writes a SynthFACS release (CK+ layout plus ground-truth AU
-masks) into a folder; the JSON summary goes to stdout, the progress bar to
-stderr. ``preview`` draws a grid of samples of any data set with their
-landmarks and AU masks (ground truth where the data set has it, landmark
-regions otherwise) so a person can see what the data looks like.
+Ground-truth masks where the data set has them, landmark regions otherwise,
+so a person can see what the data looks like. (``interp data generate`` comes
+from the data set plugin that can generate, through the commands hook.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from interpret_core.api.errors import UsageError
-from interpret_core.registry.loader import open_dataset
-from interpret_core.registry.options import parse_options
+
+from . import params
 from .output import emit, info
-
-#: Data set plugins this command can generate, and the function that does it.
-GENERATORS = {"synthfacs": "interp_datasets.synthfacs:generate"}
-
-
-def _generator(dataset: str):
-    from interpret_core.registry.loader import get_registry
-
-    get_registry().get_class("dataset", dataset)  # unknown names: the registry's error
-    target = GENERATORS.get(dataset)
-    if target is None:
-        raise UsageError(
-            f"dataset {dataset!r} cannot be generated; it is read from a copy you provide",
-            f"generatable: {', '.join(GENERATORS)}; read {dataset} with --data-root DIR",
-        )
-    import importlib
-
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _render_generate(summary: dict[str, Any]):
-    from rich.table import Table
-
-    table = Table(title=f"SynthFACS release in {summary['root']}", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for key in ("subjects", "sequences", "frames", "seed", "version"):
-        table.add_row(key, str(summary[key]))
-    table.add_row("frame size", "x".join(str(v) for v in summary["frame_size"]))
-    table.add_row("seconds", f"{summary['seconds']:.1f}")
-    for name, count in summary["emotions"].items():
-        table.add_row(f"sequences: {name}", str(count))
-    return table
-
-
-def generate_command(
-    dataset: str = typer.Option("synthfacs", "--dataset", "-d", help="Data set to generate (synthfacs)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: new, empty, or an unfinished release to resume."),
-    subjects: int = typer.Option(120, "--subjects", help="Number of identities (1-999)."),
-    seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives byte-identical files."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: available CPUs, at most 8); does not change the output."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-) -> None:
-    """Generate a SynthFACS release in the CK+ layout, with ground-truth AU masks."""
-    generate = _generator(dataset)
-    if workers is not None and workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {workers}", "omit it to use every available CPU")
-    from interpret_core.util.progress import progress_bar
-
-    with progress_bar() as bar:
-        summary = generate(out, subjects=subjects, seed=seed, progress=bar, workers=workers)
-    info(f"wrote {summary['frames']} frames of {summary['sequences']} sequences to {summary['root']}")
-    emit(summary, as_json, _render_generate)
-
 
 # -- preview ------------------------------------------------------------------------------------
 #: Distinct colours for AU masks (RGB), assigned in AU order.
@@ -196,22 +139,27 @@ def _check_png_out(out: Path) -> None:
 
 
 def preview_command(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Data set plugin, e.g. synthfacs or ckplus."),
-    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="The data set's root (synthfacs: the default set if omitted)."),
-    count: int = typer.Option(16, "--count", "-n", help="Number of samples to draw."),
-    seed: int = typer.Option(0, "--seed", help="Which samples are drawn."),
-    scale: int = typer.Option(4, "--scale", help="Enlargement of each crop (pixels per crop pixel)."),
-    option: Optional[list[str]] = typer.Option(None, "--option", help="Data set option key=value (e.g. protocol=peak); repeatable."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was drawn as JSON."),
+    dataset: params.DatasetName = ...,
+    out: params.Out = ...,
+    data_root: params.DataRoot = None,
+    dataset_option: params.DatasetOption = [],
+    legacy_option: params.LegacyDatasetOption = [],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Number of samples to draw.")] = 16,
+    seed: params.Seed = 0,
+    scale: Annotated[int, typer.Option("--scale", min=1, max=16, help="Enlargement of each crop (pixels per crop pixel, 1-16).")] = 4,
+    as_json: params.Json = False,
 ) -> None:
-    """Draw a grid of samples with their landmarks and AU masks."""
-    if count < 1:
-        raise UsageError(f"--count must be at least 1, got {count}", "e.g. --count 16")
-    if not 1 <= scale <= 16:
-        raise UsageError(f"--scale must be from 1 to 16, got {scale}", "e.g. --scale 4")
+    """Draw a grid of samples with their landmarks and AU masks into the PNG file --out.
+
+    --seed picks which samples are drawn (spread over the classes).
+    """
+    from interpret_core.workflows.setup import choices_from_flags, load_dataset
+
     _check_png_out(out)
-    data = open_dataset(dataset, data_root, parse_options(option))
+    _, choice = choices_from_flags(
+        dataset=dataset, data_root=data_root, dataset_option=params.merge_legacy(dataset_option, legacy_option)
+    )
+    data = load_dataset(choice)
     result = preview(data, out, count=count, seed=seed, scale=scale)
     info(f"wrote {result['width']}x{result['height']} preview of {len(result['samples'])} samples to {out}")
 
@@ -229,6 +177,7 @@ def preview_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``generate`` and ``preview`` to the ``interp data`` sub-app."""
-    app.command("generate")(generate_command)
-    app.command("preview")(preview_command)
+    """Add ``preview`` to the ``interp data`` sub-app."""
+    from .plugin_commands import add_command
+
+    add_command(app, "data preview", preview_command)

@@ -1,0 +1,141 @@
+"""The one "load the model and the data set" step of run, bench, visualize and train.
+
+Every command that builds a model or opens a data set goes through here, so
+the same flags mean the same thing and the same mistake gives the same error
+(a usage error, exit code 2, naming the flag) everywhere:
+
+- ``--weights FILE`` alone is enough: the model's name is read from the card
+  beside the weights (:func:`model_name`); ``--model`` is then optional, and
+  a ``--model`` that disagrees with the card is refused by the weights loader.
+- ``--model-option KEY=VALUE`` goes to the model plugin, ``--dataset-option``
+  to the data set plugin.
+- a ``--weights`` or ``--data-root`` that does not exist is a usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interpret_core.api.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from interpret_core.api.interfaces import Dataset, Model
+
+#: Fallback plugin names when neither the command line nor the weights' card
+#: names one. (The user-changeable defaults of issue 10 replace this table.)
+FALLBACK_NAMES = {"model": "fer-cnn", "dataset": "synthfacs"}
+
+
+def default_name(kind: str) -> str:
+    """The plugin of ``kind`` ("model", "dataset") a command uses when none is named."""
+    return FALLBACK_NAMES[kind]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+    """A model as the command line names it: ``--model``, ``--weights``, ``--model-option``, ``--seed``.
+
+    ``name`` None: the model named by the weights' card, else the default.
+    ``seed`` initialises a model that gets no trained weights.
+    """
+
+    name: str | None = None
+    weights: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataChoice:
+    """A data set as the command line names it: ``--dataset``, ``--data-root``, ``--dataset-option``."""
+
+    name: str | None = None
+    data_root: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def model_name(name: str | None, weights: str | os.PathLike | None) -> str:
+    """``name``, else the model named in the card beside ``weights``, else the default model."""
+    if name:
+        return name
+    if weights is not None:
+        from interpret_core.nn.weights import read_card
+
+        check_weights(weights)
+        return str(read_card(weights)["architecture"]["model"])
+    return default_name("model")
+
+
+def check_weights(weights: str | os.PathLike | None) -> None:
+    """UsageError if ``--weights`` names no file."""
+    if weights is not None and not Path(weights).is_file():
+        raise UsageError(
+            f"--weights {weights}: no such file",
+            "give a .safetensors file with its model card beside it, e.g. model.safetensors from `interp train`",
+        )
+
+
+def check_data_root(data_root: str | os.PathLike | None, dataset: str) -> None:
+    """UsageError if ``--data-root`` names nothing on disk (what belongs inside is the plugin's to check)."""
+    if data_root is not None and not Path(data_root).expanduser().exists():
+        raise UsageError(
+            f"--data-root {data_root}: no such folder",
+            f"give the root folder of your {dataset} copy; `interp data inspect --dataset {dataset} --data-root DIR` checks one",
+        )
+
+
+def load_model(choice: ModelChoice) -> Model:
+    """Build the model of ``choice``, load its weights (or the shipped ones), eval mode."""
+    from interpret_core.registry.loader import get_model
+
+    check_weights(choice.weights)
+    name = model_name(choice.name, choice.weights)
+    return get_model(name, weights=choice.weights, seed=choice.seed, **dict(choice.options))
+
+
+def load_dataset(choice: DataChoice) -> Dataset:
+    """Open the data set of ``choice`` (``data_root`` None: the plugin's default set)."""
+    from interpret_core.registry.loader import open_dataset
+
+    name = choice.name or default_name("dataset")
+    check_data_root(choice.data_root, name)
+    return open_dataset(name, choice.data_root, dict(choice.options))
+
+
+def load_model_and_data(model: ModelChoice, data: DataChoice) -> tuple[Model, Dataset]:
+    """The model and the data set of one command, checked in the order a user reads the flags."""
+    check_weights(model.weights)
+    check_data_root(data.data_root, data.name or default_name("dataset"))
+    return load_model(model), load_dataset(data)
+
+
+def choices_from_flags(
+    *,
+    model: str | None = None,
+    weights: str | os.PathLike | None = None,
+    model_option: Iterable[str] = (),
+    seed: int = 0,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    dataset_option: Iterable[str] = (),
+) -> tuple[ModelChoice, DataChoice]:
+    """The model and data choices of the shared flags as typed (KEY=VALUE options parsed)."""
+    from interpret_core.registry.options import parse_options
+
+    return (
+        ModelChoice(
+            name=model,
+            weights=None if weights is None else os.fspath(weights),
+            options=parse_options(list(model_option), where="--model-option", example="class_names=\"['a','b']\""),
+            seed=seed,
+        ),
+        DataChoice(
+            name=dataset,
+            data_root=None if data_root is None else os.fspath(data_root),
+            options=parse_options(list(dataset_option), where="--dataset-option", example="include_neutral=false"),
+        ),
+    )
