@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from interpret_core.api.errors import DataError, UsageError
 from interpret_core.api.interfaces import Dataset
+from interpret_core.util.progress import ProgressLike, start_task
 
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Model
@@ -192,7 +193,7 @@ def scan_units(
     batch_size: int = 64,
     top_k: int = 9,
     indices: Sequence[int] | np.ndarray | None = None,
-    progress: Callable[[int, int], None] | Any | None = None,
+    progress: ProgressLike = None,
 ) -> UnitScan:
     """Stream ``dataset`` through ``model`` once; keep each unit's max and argmax per image.
 
@@ -203,7 +204,8 @@ def scan_units(
         batch_size: images per forward pass.
         top_k: images kept per unit, by descending maximum.
         indices: data-set indices to scan (default: all, in order).
-        progress: ``callable(done, total)`` or a rich ``Progress`` (a task is added).
+        progress: a :class:`~interpret_core.util.progress.Progress` (a task is added),
+            ``callable(done, total)`` or None.
 
     Returns:
         A :class:`UnitScan`.
@@ -232,7 +234,7 @@ def scan_units(
     if total and (indices.min() < 0 or indices.max() >= len(dataset)):
         raise UsageError(f"sample indices must lie in [0, {len(dataset)})", "check --limit / indices")
 
-    report = _progress_callback(progress, total)
+    task = start_task(progress, "scanning units", total)
     k = min(top_k, total)
     module = model.module
     parameter = next(module.parameters(), None)
@@ -298,7 +300,7 @@ def scan_units(
                     )
                 captured.clear()
                 done += count
-                report(done)
+                task.set(done)
     finally:
         module.train(was_training)
 
@@ -314,14 +316,3 @@ def scan_units(
         input_size=tuple(model.input_size),
     )
 
-
-def _progress_callback(progress: Any, total: int) -> Callable[[int], None]:
-    """Adapt ``progress`` (None, callable(done, total) or rich Progress) to ``f(done)``."""
-    if progress is None:
-        return lambda done: None
-    if hasattr(progress, "add_task") and hasattr(progress, "update"):
-        task = progress.add_task("scanning units", total=total)
-        return lambda done: progress.update(task, completed=done)
-    if callable(progress):
-        return lambda done: progress(done, total)
-    raise UsageError(f"progress must be a callable or a rich Progress, got {type(progress).__name__}", "pass progress=None")

@@ -43,6 +43,7 @@ import numpy as np
 
 from interpret_core.api.errors import DataError, InterpError, UsageError
 from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
+from interpret_core.util.progress import ProgressLike, start_task
 from interpret_core.registry.options import parse_method_spec, parse_options, split_items, split_list
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -346,7 +347,7 @@ def default_out(config: BenchConfig, key_hash: str) -> Path:
 class Bench:
     """One bench run over a :class:`Prepared` selection, writing into ``out``."""
 
-    def __init__(self, config: BenchConfig, prepared: Prepared, out: Path, progress: Any = None):
+    def __init__(self, config: BenchConfig, prepared: Prepared, out: Path, progress: ProgressLike = None):
         self.config = config
         self.prepared = prepared
         self.out = Path(out)
@@ -382,7 +383,7 @@ class Bench:
         inputs, targets = self.prepared.inputs, self.prepared.targets
         module = self.prepared.model.module
         parts = []
-        task = self._task(f"attributions {spec}", len(inputs))
+        task = start_task(self.progress, f"attributions {spec}", len(inputs))
         start = time.perf_counter()
         for first in range(0, len(inputs), self.config.batch_size):
             part = slice(first, first + self.config.batch_size)
@@ -397,9 +398,9 @@ class Bench:
                     "an Attribution must return [N, C, H, W] like its inputs",
                 )
             parts.append(result)
-            self._advance(task, result.shape[0])
+            task.advance(result.shape[0])
         seconds = (time.perf_counter() - start) / len(inputs)
-        self._done(task)
+        task.close()
         attributions = torch.cat(parts)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, attributions=attributions.numpy(), key=np.array(key), seconds_per_image=np.array(seconds))
@@ -481,19 +482,6 @@ class Bench:
         cell["reused"] = False
         return cell
 
-    # -- progress -----------------------------------------------------------------
-    def _task(self, description: str, total: int) -> Any:
-        if self.progress is None:
-            return None
-        return self.progress.add_task(description, total=total)
-
-    def _advance(self, task: Any, amount: int = 1) -> None:
-        if task is not None:
-            self.progress.advance(task, amount)
-
-    def _done(self, task: Any) -> None:
-        if task is not None:
-            self.progress.remove_task(task)
 
 
 def metric_options(config: BenchConfig, name: str, metric: AttributionMetric) -> dict[str, Any]:
@@ -547,11 +535,11 @@ def _method_specs(config: BenchConfig) -> tuple[list[str], bool]:
     return names + baselines, skip_failures
 
 
-def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, warn: Any = None) -> dict[str, Any]:
+def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = None, warn: Any = None) -> dict[str, Any]:
     """Run (or resume) a bench; returns the result written to ``bench.json``.
 
     Args:
-        progress: a rich ``Progress`` (or None for silence).
+        progress: a :class:`~interpret_core.util.progress.Progress`, ``callable(done, total)`` or None (silence).
         status, warn: callables taking a message (or None).
     """
     from interpret_core.workflows.setup import model_name
@@ -569,7 +557,7 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
     skipped: dict[str, str] = {}
     needs_options: dict[str, str] = {}  # plugins that are not a method without options (e.g. 'captum')
     failed_cells: list[dict[str, str]] = []
-    cells_task = bench._task("bench cells", len(specs) * len(metrics))
+    cells_task = start_task(progress, "bench cells", len(specs) * len(metrics))
     for spec in specs:
         try:
             method = make_method(spec)
@@ -578,7 +566,7 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
                 raise
             # e.g. the generic 'captum' adapter, which needs a class name: not a method on its own
             needs_options[spec] = exc.message
-            bench._advance(cells_task, len(metrics))
+            cells_task.advance(len(metrics))
             continue
         try:
             _, seconds = bench.attributions(spec, method)
@@ -593,7 +581,7 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
             skipped[spec] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
             if warn:
                 warn(f"skipping method {spec!r}: {skipped[spec]}")
-            bench._advance(cells_task, len(metrics))
+            cells_task.advance(len(metrics))
             continue
         row = {"method": spec, "baseline": bool(method.is_baseline), "signed": bool(method.signed),
                "multiplies_by_inputs": bool(method.multiplies_by_inputs), "time_per_image_s": seconds, "cells": {}}
@@ -612,13 +600,13 @@ def run_bench(config: BenchConfig, progress: Any = None, status: Any = None, war
                 cell = {"method": spec, "metric": metric_name, "error": message, "mean": math.nan,
                         "ci_low": math.nan, "ci_high": math.nan, "n": 0, "reused": False}
             row["cells"][metric_name] = {k: v for k, v in cell.items() if k not in ("scores", "extra_scores", "key")}
-            bench._advance(cells_task)
+            cells_task.advance()
         undefined = {m: c.get("n_undefined", 0) for m, c in row["cells"].items() if c.get("n_undefined")}
         if undefined and warn:
             warn(f"method {spec!r} has undefined maps (constant, NaN or inf), left out of its means: "
                  + ", ".join(f"{m} {k}/{row['cells'][m].get('n_scored', k)}" for m, k in undefined.items()))
         rows[spec] = row
-    bench._done(cells_task)
+    cells_task.close()
     targets = prepared.targets.numpy()
     labelled = [(int(t), e) for t, e in zip(targets, prepared.emotions) if e is not None]
     accuracy = float(np.mean([t == e for t, e in labelled])) if labelled else None

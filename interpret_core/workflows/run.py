@@ -30,6 +30,7 @@ import numpy as np
 
 from interpret_core.api.errors import CapabilityError, DataError, UsageError
 from interpret_core.util.io import to_jsonable, write_json, write_text
+from interpret_core.util.progress import ProgressLike
 
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Attribution, Dataset, Model
@@ -183,10 +184,10 @@ def _load_or_scan(
     return scan, False
 
 
-def run(config: RunConfig, progress: Any = None) -> dict[str, Any]:
+def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     """Run the whole pipeline and write the output folder; returns the results dict.
 
-    ``progress`` is a rich Progress (or None). The returned dict is what
+    ``progress`` is a :class:`~interpret_core.util.progress.Progress`, ``callable(done, total)`` or None. The returned dict is what
     ``results.json`` holds, plus ``out`` (the folder).
     """
     from interpret_core.nn.hooks import resolve_layer
@@ -377,7 +378,7 @@ def draw_unit_figures(
     attribution: Attribution,
     out: Path,
     *,
-    progress: Any = None,
+    progress: ProgressLike = None,
     tile: int = 96,
 ) -> dict[str, list[str]]:
     """For each mapped unit, its top-k images beside their projections (the paper's figures).
@@ -395,7 +396,6 @@ def draw_unit_figures(
 
     (out / "figures").mkdir(parents=True, exist_ok=True)
     result: dict[str, list[str]] = {}
-    task = progress.add_task("drawing mapped units", total=len(mapping)) if hasattr(progress, "add_task") else None
     by_layer: dict[str, list[int]] = {}
     for row in mapping:
         units = by_layer.setdefault(row["layer"], [])
@@ -406,7 +406,8 @@ def draw_unit_figures(
     for layer, units in by_layer.items():  # one call per layer: one receptive field, one pass over units
         try:
             top_k = int(scan.topk[layer].shape[1])
-            for figure in unit_grids(model, dataset, layer, attribution, units, top_k=top_k, scan=scan, tile=tile):
+            figures = unit_grids(model, dataset, layer, attribution, units, top_k=top_k, scan=scan, tile=tile, progress=progress)
+            for figure in figures:
                 drawn[(layer, figure.unit)] = figure
         except (UsageError, CapabilityError) as exc:  # e.g. a fully connected layer: no receptive field
             notes[layer] = exc.message
@@ -422,6 +423,4 @@ def draw_unit_figures(
             save_png(out / patches_name, figure.rgb)
             save_png(out / full_name, figure.full_rgb)
             result[key] = [patches_name, full_name]
-        if task is not None:
-            progress.advance(task)
     return result

@@ -761,8 +761,8 @@ def train(
         from interpret_core.util.progress import progress_bar
 
         with progress_bar() as progress:
-            fold_task = progress.add_task("folds", total=len(folds), completed=len(results))  # type: ignore[attr-defined]
-            epoch_task = progress.add_task("epochs", total=config.epochs)  # type: ignore[attr-defined]
+            fold_task = progress.add_task("folds", total=len(folds), completed=len(results))
+            epoch_task = progress.add_task("epochs", total=config.epochs)
             pending = [fold for fold in folds if fold[0] not in results]
             workers = max(1, min(int(jobs), len(pending)))
             epoch_tasks: dict[int, Any] = {}
@@ -770,19 +770,19 @@ def train(
             def on_start(fold_index: int) -> None:
                 emit("fold_start", {"fold": fold_index, "folds": len(folds)})
                 if workers == 1:
-                    progress.reset(epoch_task, total=config.epochs, description=f"fold {fold_index}/{len(folds) - 1} epochs")  # type: ignore[attr-defined]
+                    progress.reset(epoch_task, total=config.epochs, description=f"fold {fold_index}/{len(folds) - 1} epochs")
                     epoch_tasks[fold_index] = epoch_task
                 else:
-                    epoch_tasks[fold_index] = progress.add_task(f"fold {fold_index}/{len(folds) - 1} epochs", total=config.epochs)  # type: ignore[attr-defined]
+                    epoch_tasks[fold_index] = progress.add_task(f"fold {fold_index}/{len(folds) - 1} epochs", total=config.epochs)
 
             def on_epoch(fold_index: int, record: dict[str, Any]) -> None:
-                progress.advance(epoch_tasks[fold_index])  # type: ignore[attr-defined]
+                progress.advance(epoch_tasks[fold_index])
                 emit("epoch_end", {"fold": fold_index, **record})
 
             if workers == 1:
                 finished = _folds_in_process(pending, inputs, labels, subjects, class_names, config, on_start, on_epoch)
             else:
-                progress.update(epoch_task, visible=False)  # type: ignore[attr-defined]
+                progress.update(epoch_task, visible=False)
                 finished = _folds_in_workers(pending, workers, inputs, labels, subjects, class_names, config, on_start, on_epoch)
             try:
                 for fold_index, record in finished:
@@ -790,12 +790,12 @@ def train(
                     write_json(_fold_file(out, fold_index), record)
                     results[fold_index] = record
                     if workers > 1:
-                        progress.remove_task(epoch_tasks[fold_index])  # type: ignore[attr-defined]
-                    progress.advance(fold_task)  # type: ignore[attr-defined]
+                        progress.remove_task(epoch_tasks[fold_index])
+                    progress.advance(fold_task)
                     emit("fold_end", {"fold": fold_index, "accuracy": record["accuracy"], "best_epoch": record["best_epoch"]})
             finally:
                 finished.close()  # stops worker processes at once if we leave early
-            progress.update(epoch_task, visible=True)  # type: ignore[attr-defined]
+            progress.update(epoch_task, visible=True)
 
             ordered = [results[i] for i, _, _ in folds]
             summary = _summarise(ordered, class_names)
@@ -825,10 +825,10 @@ def train(
                     card_ok = read_card(weights_path).get("fingerprint") == fingerprint
             if not card_ok:
                 emit("final_start", {"epochs": final_epochs})
-                progress.reset(epoch_task, total=final_epochs, description="final model epochs")  # type: ignore[attr-defined]
+                progress.reset(epoch_task, total=final_epochs, description="final model epochs")
                 torch_seed, _ = _seeds(config.seed, -1)
                 model = _build_model(config, class_names, torch_seed)
-                _fit(model, inputs, labels, config, torch_seed, final_epochs, on_epoch=lambda r: progress.advance(epoch_task))  # type: ignore[attr-defined]
+                _fit(model, inputs, labels, config, torch_seed, final_epochs, on_epoch=lambda r: progress.advance(epoch_task))
                 card = {
                     "dataset": dataset_info,
                     "protocol": _protocol(config),

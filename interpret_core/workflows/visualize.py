@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interpret_core.api.errors import CapabilityError, UsageError
+from interpret_core.util.progress import ProgressLike, start_task
 from interpret_core.render.imaging import diverging_rgb, grey_to_rgb, grid, heat_rgb, overlay, save_png, upscale
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,7 +160,7 @@ def unit_grids(
     batch_size: int = 64,
     tile: int = 96,
     columns: int | None = None,
-    progress: Any = None,
+    progress: ProgressLike = None,
 ) -> list[UnitFigure]:
     """Zeiler-Fergus grids for ``units`` of ``layer`` (default: all units).
 
@@ -169,7 +170,7 @@ def unit_grids(
         indices: data-set indices to rank (default all).
         tile: approximate side in pixels of each enlarged image.
         columns: tiles per grid row (default ceil(sqrt(k))).
-        progress: a rich Progress (tasks are added) or None.
+        progress: a :class:`~interpret_core.util.progress.Progress` (a task is added), ``callable(done, total)`` or None.
     """
     from interpret_core.nn.receptive_field import receptive_field
     from interpret_core.analysis.unit_scan import scan_units
@@ -193,7 +194,7 @@ def unit_grids(
     except CapabilityError:
         field = None
     row_of = {int(index): n for n, index in enumerate(scan.indices)}
-    task = progress.add_task(f"projecting {layer}", total=len(unit_list)) if hasattr(progress, "add_task") else None
+    task = start_task(progress, f"projecting {layer}", len(unit_list))
     figures = []
     for unit in unit_list:
         top = [int(i) for i in scan.topk[layer][unit][:top_k]]
@@ -225,8 +226,7 @@ def unit_grids(
                 windows=windows,
             )
         )
-        if task is not None:
-            progress.advance(task)
+        task.advance()
     return figures
 
 
@@ -346,7 +346,7 @@ def write_visualization(
     indices: Sequence[int] | np.ndarray | None = None,
     batch_size: int = 64,
     target: str | int = "predicted",
-    progress: Any = None,
+    progress: ProgressLike = None,
     meta: dict[str, Any] | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
@@ -408,7 +408,7 @@ def write_visualization(
             raise UsageError(
                 f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}"
             )
-        task = progress.add_task(f"projecting {layer}", total=len(unit_list)) if hasattr(progress, "add_task") else None
+        task = start_task(progress, f"projecting {layer}", len(unit_list))
         entries, sections = [], []
         for unit in unit_list:
             name = f"{folder}/unit_{unit:03d}.png"
@@ -455,8 +455,7 @@ def write_visualization(
                 f'<figure><a href="{esc(full_name)}"><img src="{esc(full_name)}" alt="{esc(layer)} unit {unit}, whole images" width="{entry["full_size"][0] // 2}"></a>'
                 f"<figcaption>Whole images (receptive field framed in yellow) | projection.</figcaption></figure>\n"
             )
-            if task is not None:
-                progress.advance(task)
+            task.advance()
         summary["units"] = entries
         toc = " ".join(f'<a href="#unit-{u}">{u}</a>' for u in unit_list)
         body = f"<p>Units: {toc}</p>\n" + "".join(sections)

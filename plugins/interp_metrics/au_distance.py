@@ -459,7 +459,9 @@ class AUDistance(UnitMetric):
         hits: list[list[float]] = [[] for _ in mapping]
         chance: list[list[float]] = [[] for _ in mapping]
         positions = sorted(needed)
-        report = _progress(progress, "spatial agreement", len(positions))
+        from interpret_core.util.progress import start_task
+
+        report = start_task(progress, "spatial agreement", len(positions)).set
         pending: list[tuple[int, int]] = []  # projection mode: (mapping row, image position); masks re-read later
         for done, position in enumerate(positions, 1):
             sample = dataset[int(scan.indices[position])]
@@ -570,11 +572,3 @@ def _finite(value: Any) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
 
-
-def _progress(progress: Any, description: str, total: int):
-    if progress is None:
-        return lambda done: None
-    if hasattr(progress, "add_task"):
-        task = progress.add_task(description, total=total)
-        return lambda done: progress.update(task, completed=done)
-    return lambda done: progress(done, total)

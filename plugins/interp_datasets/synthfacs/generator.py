@@ -31,7 +31,6 @@ import shutil
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -258,22 +257,6 @@ def _check_out_dir(out: Path, params: dict[str, Any]) -> None:
                          "choose a new or empty folder for --out")
 
 
-def _progress_callback(progress: Any, total: int) -> Callable[[int], None]:
-    """Adapt ``progress`` (None, a rich Progress, or a callable(done, total)) to advance(n)."""
-    if progress is None:
-        return lambda n: None
-    if hasattr(progress, "add_task"):
-        task = progress.add_task("SynthFACS frames", total=total)
-        return lambda n: progress.advance(task, n)
-    done = [0]
-
-    def advance(n: int) -> None:
-        done[0] += n
-        progress(done[0], total)
-
-    return advance
-
-
 def default_workers() -> int:
     """Worker processes: the CPUs this process may use, at most 8."""
     try:
@@ -339,7 +322,9 @@ def generate(
     from interpret_core.util.io import write_json
 
     write_json(out / PARTIAL_MARKER, params)
-    advance = _progress_callback(progress, total)
+    from interpret_core.util.progress import start_task
+
+    advance = start_task(progress, "SynthFACS frames", total).advance
     if workers is None:  # small releases: starting processes costs more than it saves
         workers = default_workers() if len(plans) >= 16 else 1
     workers = max(1, int(workers))
