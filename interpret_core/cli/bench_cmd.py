@@ -16,7 +16,7 @@ def bench_command(
     model: params.ModelName = None,
     weights: params.Weights = None,
     model_option: params.ModelOption = [],
-    dataset: params.DatasetName = "synthfacs",
+    dataset: params.DatasetName = None,
     data_root: params.DataRoot = None,
     dataset_option: params.DatasetOption = [],
     limit: params.Limit = 64,

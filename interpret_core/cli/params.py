@@ -70,7 +70,7 @@ ModelName = Annotated[
     Optional[str],
     typer.Option(
         "--model",
-        help="Model plugin name (see `interp models`); with --weights, defaults to the model named in the weights' card.",
+        help="Model plugin name (see `interp models`; default: the model named in the card of --weights, else the configured default).",
     ),
 ]
 Weights = Annotated[
@@ -86,7 +86,9 @@ ModelOption = Annotated[
 ]
 
 # -- the data set -------------------------------------------------------------------------------
-DatasetName = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data set plugin name (see `interp plugins`).")]
+DatasetName = Annotated[
+    Optional[str], typer.Option("--dataset", "-d", help="Data set plugin name (see `interp plugins`; default: the configured default).")
+]
 DataRoot = Annotated[
     Optional[Path],
     typer.Option("--data-root", help="The data set's root folder (default: the plugin's own default set, if it has one)."),
@@ -105,18 +107,18 @@ Subjects = Annotated[Optional[int], typer.Option("--subjects", min=1, help="Numb
 
 # -- methods and metrics -----------------------------------------------------------------------
 Method = Annotated[
-    str,
+    Optional[str],
     typer.Option(
         "--method", "-m",
         help="Attribution method spec NAME[:KEY=VALUE,...], e.g. deconv, guided-backprop:max_batch=256, "
-        "occlusion:window=12, captum:Saliency.",
+        "occlusion:window=12, captum:Saliency (default: the configured default).",
     ),
 ]
 MethodOption = Annotated[
     list[str],
     typer.Option("--method-option", metavar="KEY=VALUE", help="Option for the attribution method (repeatable), e.g. max_batch=256."),
 ]
-Metric = Annotated[str, typer.Option("--metric", help="Metric plugin name (see `interp plugins`).")]
+Metric = Annotated[Optional[str], typer.Option("--metric", help="Metric plugin name (see `interp plugins`; default: the configured default).")]
 MetricOption = Annotated[
     list[str],
     typer.Option(

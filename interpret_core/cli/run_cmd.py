@@ -48,12 +48,12 @@ def _render(results: dict[str, Any]):
 
 
 def run_command(
-    method: params.Method = "deconv",
-    metric: params.Metric = "au-distance",
+    method: params.Method = None,
+    metric: params.Metric = None,
     model: params.ModelName = None,
     weights: params.Weights = None,
     model_option: params.ModelOption = [],
-    dataset: params.DatasetName = "synthfacs",
+    dataset: params.DatasetName = None,
     data_root: params.DataRoot = None,
     dataset_option: params.DatasetOption = [],
     layers: params.Layers = None,
@@ -78,8 +78,10 @@ def run_command(
     """
     from interpret_core.util.progress import progress_bar
     from interpret_core.workflows.run import RunConfig, run
-    from interpret_core.workflows.setup import choices_from_flags
+    from interpret_core.workflows.setup import choices_from_flags, default_name
 
+    method = method or default_name("method")
+    metric = metric or default_name("metric")
     model_choice, data_choice = choices_from_flags(
         model=model, weights=weights, model_option=model_option, seed=seed,
         dataset=dataset, data_root=data_root, dataset_option=dataset_option,

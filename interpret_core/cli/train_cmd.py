@@ -35,7 +35,7 @@ def _render(summary: dict[str, Any]):
 
 
 def train_command(
-    model: params.ModelName = "fer-cnn",
+    model: params.ModelName = None,
     model_option: params.ModelOption = [],
     dataset: params.DatasetName = ...,
     data_root: params.DataRoot = None,

@@ -63,14 +63,14 @@ def _render(summary: dict[str, Any]):
 
 
 def visualize_command(
-    method: params.Method = "deconv",
+    method: params.Method = None,
     layer: params.Layer = None,
     units: Annotated[Optional[str], typer.Option("--units", "-u", help="Units to draw, e.g. 0,3,5-8 (default: all units of the layer).")] = None,
     top_k: params.TopK = 9,
     model: params.ModelName = None,
     weights: params.Weights = None,
     model_option: params.ModelOption = [],
-    dataset: params.DatasetName = "synthfacs",
+    dataset: params.DatasetName = None,
     data_root: params.DataRoot = None,
     dataset_option: params.DatasetOption = [],
     limit: params.Limit = None,
@@ -95,10 +95,10 @@ def visualize_command(
     from interpret_core.registry.loader import get_attribution
     from interpret_core.registry.options import parse_method_spec
     from interpret_core.util.progress import progress_bar
-    from interpret_core.workflows.setup import choices_from_flags, load_model_and_data, model_name
+    from interpret_core.workflows.setup import choices_from_flags, default_name, load_model_and_data
     from interpret_core.workflows.visualize import even_indices, write_visualization
 
-    spec = method_spec(method, params.merge_legacy(method_option, legacy_option))
+    spec = method_spec(method or default_name("method"), params.merge_legacy(method_option, legacy_option))
     name, method_options = parse_method_spec(spec)
     model_choice, data_choice = choices_from_flags(
         model=model, weights=weights, model_option=model_option, seed=seed,
@@ -116,7 +116,7 @@ def visualize_command(
 
     attribution = get_attribution(name, **method_options)
     torch.manual_seed(seed)  # later random draws (e.g. noise tunnels) repeat too
-    model = model_name(model_choice.name, model_choice.weights)
+    model = model_choice.name
     net, data = load_model_and_data(model_choice, data_choice)
     if layer is not None:
         indices = even_indices(len(data), limit)

@@ -25,13 +25,14 @@ from interpret_core.api.errors import UsageError
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Dataset, Model
 
-#: Fallback plugin names when neither the command line nor the weights' card
-#: names one. (The user-changeable defaults of issue 10 replace this table.)
-FALLBACK_NAMES = {"model": "fer-cnn", "dataset": "synthfacs"}
+#: Plugin names a command uses when neither the command line nor the weights'
+#: card names one. (The user-changeable defaults of issue 10, ``interp config``,
+#: replace this table: :func:`default_name` is the one place that reads it.)
+FALLBACK_NAMES = {"model": "fer-cnn", "dataset": "synthfacs", "method": "deconv", "metric": "au-distance"}
 
 
 def default_name(kind: str) -> str:
-    """The plugin of ``kind`` ("model", "dataset") a command uses when none is named."""
+    """The plugin of ``kind`` ("model", "dataset", "method", "metric") a command uses when none is named."""
     return FALLBACK_NAMES[kind]
 
 
@@ -123,18 +124,19 @@ def choices_from_flags(
     data_root: str | os.PathLike | None = None,
     dataset_option: Iterable[str] = (),
 ) -> tuple[ModelChoice, DataChoice]:
-    """The model and data choices of the shared flags as typed (KEY=VALUE options parsed)."""
+    """The model and data choices of the shared flags as typed: KEY=VALUE options parsed,
+    names resolved (the model from ``--weights``' card, else the default; the default data set)."""
     from interpret_core.registry.options import parse_options
 
     return (
         ModelChoice(
-            name=model,
+            name=model_name(model, weights),
             weights=None if weights is None else os.fspath(weights),
             options=parse_options(list(model_option), where="--model-option", example="class_names=\"['a','b']\""),
             seed=seed,
         ),
         DataChoice(
-            name=dataset,
+            name=dataset or default_name("dataset"),
             data_root=None if data_root is None else os.fspath(data_root),
             options=parse_options(list(dataset_option), where="--dataset-option", example="include_neutral=false"),
         ),
