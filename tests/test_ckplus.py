@@ -322,6 +322,7 @@ def test_67_row_landmarks_skip_that_frame(release, caplog):
         data = CKPlusDataset(data_root=release)
     assert len(data) == 15
     assert data.skipped == [{"path": "Landmarks/S012/001/S012_001_00000005_landmarks.txt",
+                             "warning": "malformed-landmarks",
                              "reason": "malformed landmarks file: 67 landmark rows, expected 68"}]
     assert "S012_001_00000005_landmarks.txt" in caplog.text
     assert data.frames[-3:] == [1, 4, 6]
@@ -412,7 +413,8 @@ def test_peak_named_by_the_emotion_file_and_duplicate_label_files(release):
     (folder / "S011_001_00000007_emotion.txt").write_text("   1.0000000e+00\n")
     data = CKPlusDataset(data_root=release)
     assert "S011_001" not in data.sequences
-    assert data.skipped == [{"path": "Emotion/S011/001", "reason": "2 emotion.txt files, expected one"}]
+    assert data.skipped == [{"path": "Emotion/S011/001", "warning": "duplicate-label-file",
+                             "reason": "2 emotion.txt files, expected one"}]
 
 
 def test_frame_name_that_does_not_match_its_folder(release):
@@ -420,6 +422,7 @@ def test_frame_name_that_does_not_match_its_folder(release):
     src.rename(src.with_name("S099_001_00000002.png"))
     data = CKPlusDataset(data_root=release)
     assert data.skipped == [{"path": "cohn-kanade-images/S010/001/S099_001_00000002.png",
+                             "warning": "misnamed-frame",
                              "reason": "file name does not match its folder S010/001"}]
     assert len(data) == 16  # frame 2 is not used by the default protocol
 

@@ -54,3 +54,7 @@ class WeightsError(InterpError):
 
 class CapabilityError(UsageError):
     """A plugin was asked for something its capability flags say it cannot do."""
+
+
+class CacheHomeError(InterpError):
+    """No folder for interp's caches can be found (no INTERP_HOME, XDG_CACHE_HOME or home directory)."""

@@ -99,7 +99,9 @@ class Alignment:
         return max(1, int(math.floor(1.0 / self.scale))) if self.scale > 0 else 1
 
     def _warp(self, picture: Image.Image, fill: int) -> Image.Image:
-        reduction = self._reduction()
+        # A face far larger than the frame (absurd landmarks) would ask for a
+        # reduction beyond the frame's size, which Pillow cannot do.
+        reduction = min(self._reduction(), *picture.size)
         if reduction > 1:
             picture = picture.reduce(reduction)
         return picture.transform(
