@@ -213,7 +213,7 @@ class CKPlusDataset(Dataset):
         source: list[np.ndarray] = []
         crop: list[np.ndarray] = []
         for index, item in enumerate(self._items):
-            problem = self._check_item(item)
+            problem = self._landmarks_or_problem(item)
             if isinstance(problem, tuple):
                 self._bad.append(problem)
                 self._problems.add(*problem)
@@ -228,7 +228,7 @@ class CKPlusDataset(Dataset):
         self._decoded = np.zeros(len(self._items), dtype=bool)
         self._init_masks()
 
-    def _check_item(self, item: Item) -> np.ndarray | tuple[str, str, str]:
+    def _landmarks_or_problem(self, item: Item) -> np.ndarray | tuple[str, str, str]:
         """The frame's landmarks [68, 2] if the frame is usable, else (path, warning, reason)."""
         landmarks_file = landmarks_for(item.image)
         try:
