@@ -16,11 +16,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from interpret_core import EMOTIONS, Dataset, DataError, InterpError, Sample, UsageError
+from interpret_core import Dataset, DataError, InterpError, Sample, UsageError
 from interpret_core.util.paths import cache_home
 
 from ..alignment import Alignment, align_from_landmarks
 from ..au_regions import au_regions
+from ..emotions import EMOTIONS
 from .crop_cache import CachedCrops, CropCache, cache_key
 from .frames import FrameError, check_frame, frame_size, read_grey
 from .index import ReleaseIndex
@@ -47,7 +48,7 @@ class CKPlusDataset(Dataset):
             sequence (first frames neutral).
         size: side of the square crop in pixels (default 64, the input of
             ``fer-cnn``).
-        include_neutral: 8 classes (``interpret_core.EMOTIONS``); False gives 7
+        include_neutral: 8 classes (``interp_datasets.emotions.EMOTIONS``); False gives 7
             classes without neutral and drops the neutral frames.
         strict: the first problem (any skip warning) raises
             :class:`~interpret_core.DataError` instead of being skipped.
@@ -86,7 +87,6 @@ class CKPlusDataset(Dataset):
     name: ClassVar[str] = "ckplus"
     description: ClassVar[str] = "CK+ (Extended Cohn-Kanade) read from a local copy of the release"
     has_au_masks: ClassVar[bool] = False
-    has_landmarks: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -136,6 +136,7 @@ class CKPlusDataset(Dataset):
             )
         self._items: list[Item] = select(self._sequences, self.protocol, self.include_neutral)
         self._cache: CropCache | None = None
+        self._from_cache = False
         self._bad: list[tuple[str, str, str]] = []
         self._load_or_verify()
         self._problems.finish()
@@ -263,6 +264,7 @@ class CKPlusDataset(Dataset):
         self._source_landmarks = cached.source_landmarks
         self._crop_landmarks = cached.crop_landmarks
         self._decoded = np.ones(len(self._items), dtype=bool)
+        self._from_cache = True
         self._init_masks()
         return True
 
@@ -492,6 +494,7 @@ class CKPlusDataset(Dataset):
             "skipped": [dict(row) for row in self.skipped],
             "ignored": list(self.ignored),
             "cache": None if self.cache_path is None else str(self.cache_path),
+            "from_cache": self._from_cache,
         }
 
     def __repr__(self) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from interpret_core import EMOTIONS
-
+from ..emotions import EMOTIONS
 from .index import SequenceRecord
 from .layout import AUMASKS, mask_name_for
 

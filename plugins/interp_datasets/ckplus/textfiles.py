@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interpret_core import EMOTIONS
-
+from ..emotions import EMOTIONS
 from .problems import os_reason, os_warning
 
 #: A text file of the release is a few KB; anything larger is not one (and is not read into memory).
