@@ -8,6 +8,7 @@ from interpret_core import hookimpl
 @hookimpl
 def interp_register_attributions(register):
     from .backprop import Deconvolution, GuidedBackprop
+    from .lrp import LRPAlphaBeta, LRPEpsilon, LRPEpsilonPlusFlat
     from .captum_methods import (
         CaptumAdapter,
         DeepLift,
@@ -29,6 +30,9 @@ def interp_register_attributions(register):
         Occlusion,
         GradCam,
         GuidedGradCam,
+        LRPEpsilon,
+        LRPAlphaBeta,
+        LRPEpsilonPlusFlat,
         CaptumAdapter,
     ):
         register(cls)
