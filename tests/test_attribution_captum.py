@@ -48,7 +48,7 @@ def test_named_plugins_equal_direct_captum_calls(net, x):
         "integrated-gradients": lambda: captum_attr.IntegratedGradients(net).attribute(
             x, baselines=blur, target=target, n_steps=32, internal_batch_size=256
         ),
-        "deeplift": lambda: captum_attr.DeepLift(net).attribute(x, baselines=blur, target=target),
+        "deeplift:input_transform=through": lambda: captum_attr.DeepLift(net).attribute(x, baselines=blur, target=target),
         "occlusion:window=16,stride=16": lambda: captum_attr.Occlusion(net).attribute(
             x, sliding_window_shapes=(1, 16, 16), strides=(1, 16, 16), target=target,
             baselines=x.mean(dim=(1, 2, 3), keepdim=True).expand_as(x), perturbations_per_eval=16,
@@ -64,6 +64,18 @@ def test_named_plugins_equal_direct_captum_calls(net, x):
         assert ours.shape == x.shape
         assert expected.abs().max() > 0, spec
         torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-4, msg=spec)
+
+
+def test_deeplift_explains_the_net_after_its_standardisation(net, x):
+    import copy
+
+    target = torch.tensor([0, 4, 6])
+    after = copy.deepcopy(net)
+    after.standardise = torch.nn.Identity()  # the rest of the network, fed standardised images
+    standardise = net.standardise
+    expected = _quiet(captum_attr.DeepLift(after).attribute, standardise(x), baselines=standardise(baseline_tensor("blur", x)),
+                      target=target)
+    torch.testing.assert_close(get_attribution("deeplift").attribute(net, x, target), expected, atol=1e-6, rtol=1e-4)
 
 
 def test_grad_cam_defaults_to_the_last_rectified_block_and_upsamples(net, x):

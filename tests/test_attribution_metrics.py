@@ -308,7 +308,12 @@ def test_randomization_is_one_for_weight_independent_maps_and_below_one_otherwis
     measured = metric.evaluate(inputs=inputs, targets=targets, attributions=attributions, model=model, method=method)
     scores = measured.scores
     assert np.all(scores < 0.9)
-    assert set(measured.extras) == {"ssim", "spearman_final", "ssim_final"}
+    curve = {f"{kind}_stage{i}" for i in (1, 2, 3) for kind in ("spearman", "signed_spearman", "ssim")}
+    assert set(measured.extras) == {"ssim", "signed_spearman", "spearman_final", "ssim_final"} | curve
+    # SmallConvNet has 2 parameterised layers: stages 1 and 2 exist, stage 3 is NaN
+    np.testing.assert_allclose((measured.extras["spearman_stage1"] + measured.extras["spearman_stage2"]) / 2, scores)
+    assert np.isnan(measured.extras["spearman_stage3"]).all()
+    assert metric.stage_layers == [["fc"], ["fc", "conv"]]
     assert np.all(measured.extras["ssim_final"] < 0.9)
     # Deterministic, and the trained model is untouched (the cascade works on a copy).
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -391,3 +396,26 @@ def test_randomization_every_stage_equals_the_mean_of_single_depth_runs():
     top_only = get_attribution_metric("randomization", layers=1)(**kwargs)
     both = get_attribution_metric("randomization", layers=2, stages=1)(**kwargs)
     np.testing.assert_allclose(cascade, (top_only + both) / 2, atol=1e-12)
+
+
+def test_randomization_follows_execution_order_and_draws_batch_norm():
+    from interp_metrics.attribution_metrics.sanity import parameterised_layers, reinitialise
+
+    class Reordered(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2 * 4 * 4, 2)  # registered first, called last
+            self.bn = nn.BatchNorm2d(2)
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+    net = Reordered().eval()
+    x = torch.rand(2, 1, 4, 4)
+    assert parameterised_layers(net) == ["fc", "bn", "conv"]
+    assert parameterised_layers(net, x) == ["conv", "bn", "fc"]
+    assert get_attribution_metric("randomization").cascade(net, x) == ["fc", "bn", "conv"]
+    reinitialise(net.bn, seed=3)
+    # drawn, not reset to the identity (weight 1, bias 0), which would remove the layer
+    assert not torch.allclose(net.bn.weight, torch.ones(2)) and not torch.allclose(net.bn.bias, torch.zeros(2))

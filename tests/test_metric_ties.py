@@ -49,6 +49,24 @@ def _kwargs(attributions, masks=None):
                 masks=torch.as_tensor(masks), model=TwoClass().eval(), method=None)
 
 
+class _Claiming:
+    """random-map's maps, from a method that claims completeness (so the completeness metric applies)."""
+
+    name = "claiming-random-map"
+    claims_completeness = True
+
+    def __init__(self):
+        from interpret_core import get_attribution
+
+        self.random_map = get_attribution("random-map")
+
+    def attribute(self, module, inputs, target):
+        return self.random_map.attribute(module, inputs, target)
+
+    def completeness_baseline(self, inputs):
+        return torch.zeros_like(inputs)
+
+
 def test_defined_maps_flags_nan_inf_and_constant_maps():
     good = torch.arange(16.0).reshape(1, 1, 4, 4)
     maps = torch.cat([good, torch.zeros_like(good), torch.full_like(good, 3.0), good.clone(), good.clone()])
@@ -68,12 +86,12 @@ def test_every_registered_metric_gives_undefined_maps_nan_and_flags_them(broken)
     if broken in ("nan", "inf"):  # one bad pixel is enough
         maps[1] = rng.random((8, 8))
         maps[1, 4, 4] = np.nan if broken == "nan" else np.inf
-    # the method the sanity checks re-run: its own maps are fine, the explained map is broken
-    from interpret_core import get_attribution
-
-    method = get_attribution("random-map")
+    # the method the sanity/robustness checks re-run: its own maps are fine, the explained map is broken
+    method = _Claiming()
+    # 8x8 maps: the perturbation metrics need subsets and groups smaller than the image
+    small = {"faithfulness-correlation": {"subset_size": 8, "runs": 10}, "monotonicity-correlation": {"features_in_step": 4}}
     for name in get_registry().names("attribution-metric"):
-        metric = get_attribution_metric(name)
+        metric = get_attribution_metric(name, **small.get(name, {}))
         kwargs = _kwargs(maps)
         kwargs["method"] = method
         measured = metric.evaluate(**kwargs)
@@ -173,3 +191,29 @@ def test_deletion_tie_order_is_deterministic_and_batch_independent():
     metric = get_attribution_metric("deletion", steps=8, baseline="zero")
     metric.batch_size = 2
     np.testing.assert_array_equal(metric(**kwargs), first)
+
+
+def test_new_metrics_on_maps_whose_answer_is_known():
+    one = np.zeros((1, 8, 8)); one[0, 3, 3] = 1.0
+    flat = np.ones((1, 8, 8)); flat[0, 0, 0] = 1.001  # (almost) uniform, but not constant
+    assert get_attribution_metric("sparseness")(**_kwargs(one))[0] == pytest.approx(63 / 64)
+    assert get_attribution_metric("sparseness")(**_kwargs(flat))[0] == pytest.approx(0, abs=1e-4)
+    assert get_attribution_metric("complexity")(**_kwargs(one))[0] == pytest.approx(0)
+    assert get_attribution_metric("complexity")(**_kwargs(flat))[0] == pytest.approx(math.log(64), abs=1e-4)
+    masks = np.zeros((1, 8, 8), dtype=bool); masks[0, 2:5, 2:5] = True
+    perfect = masks.astype(float) + 0.0
+    assert get_attribution_metric("au-auc")(**_kwargs(perfect, masks))[0] == 1.0
+    assert get_attribution_metric("au-auc")(**_kwargs(1 - perfect, masks))[0] == 0.0
+    # 9 region pixels, k = 2 % of 64 = 1 pixel: the top pixel is one of the 9 tied ones inside
+    assert get_attribution_metric("au-top-k-intersection")(**_kwargs(perfect, masks))[0] == 1.0
+
+
+def test_robustness_is_zero_for_a_map_that_ignores_the_input():
+    from interpret_core import get_attribution
+
+    method = get_attribution("centre-gaussian")
+    maps = method.attribute(None, torch.zeros(2, 1, 8, 8), 0)
+    for name in ("max-sensitivity", "local-lipschitz"):
+        kwargs = _kwargs(maps.numpy())
+        kwargs["method"] = method
+        np.testing.assert_allclose(get_attribution_metric(name, samples=3)(**kwargs), 0.0, atol=1e-12)

@@ -471,10 +471,13 @@ class MetricResult:
     Attributes:
         scores: float64 [N], NaN where undefined.
         extras: {name: float64 [N]}; the names are the metric's ``extra_fields``.
+        warnings: messages for the user about these scores (e.g. a method that
+            misses an axiom it claims); ``interp bench`` prints them.
     """
 
     scores: np.ndarray
     extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.scores = _as_float_vector(self.scores)
@@ -496,6 +499,7 @@ class MetricResult:
         return cls(
             np.concatenate([part.scores for part in parts]),
             {name: np.concatenate([part.extras[name] for part in parts]) for name in parts[0].extras},
+            [message for part in parts for message in part.warnings],
         )
 
 

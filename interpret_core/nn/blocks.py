@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 from interpret_core.api.errors import CapabilityError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from torch import nn
 
-__all__ = ["SpatialBlock", "last_spatial_block"]
+__all__ = ["SpatialBlock", "last_spatial_block", "leading_input_transform"]
 
 RECTIFIERS = ("ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
               "Hardswish", "Softplus")
@@ -108,3 +109,39 @@ def last_spatial_block(module: nn.Module, input_size: tuple[int, int, int]) -> S
             name = later_name
     c, h, w = (int(v) for v in output.shape[1:])
     return SpatialBlock(layer=name, shape=(c, h, w), stride=(height / h, width / w))
+
+
+def leading_input_transform(module: nn.Module, inputs: torch.Tensor) -> str | None:
+    """Dotted name of a parameter-free, shape-keeping custom module applied first to the raw input, or None.
+
+    Such a module (``fer-cnn``'s ``Standardise``: per-image zero mean, unit
+    std) is a preprocessing step inside the network. Methods whose rules do
+    not cover it (DeepLIFT's rescale rule falls back to its gradient) can
+    explain the network after it instead, on the transformed image. Found
+    with one probe forward pass on the first input: the first module called
+    on the very input tensor, defined outside ``torch``, without parameters
+    or children, whose output has the input's shape.
+    """
+    import torch
+
+    names = {sub: name for name, sub in module.named_modules() if sub is not module}
+    probe = inputs[:1].detach().clone()
+    found: list[tuple[nn.Module, bool]] = []
+
+    def hook(sub, args, output):
+        if not found and args and args[0] is probe:
+            found.append((sub, isinstance(output, torch.Tensor) and output.shape == probe.shape))
+
+    handles = [sub.register_forward_hook(hook) for sub in names]
+    try:
+        with torch.no_grad():
+            module(probe)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not found:
+        return None
+    sub, keeps_shape = found[0]
+    custom = not type(sub).__module__.startswith("torch.")
+    bare = not any(True for _ in sub.children()) and not any(True for _ in sub.parameters())
+    return names[sub] if keeps_shape and custom and bare else None

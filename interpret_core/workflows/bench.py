@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interpret_core.api.errors import DataError, InterpError, UsageError
+from interpret_core.api.errors import CapabilityError, DataError, InterpError, UsageError
 from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
 from interpret_core.util.progress import ProgressLike, start_task
 from interpret_core.registry.options import parse_method_spec, parse_options, split_items, split_list
@@ -465,6 +465,7 @@ class Bench:
             "extra_scores": {name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in extras.items()},
             "metric_seconds": seconds,
             "options": metric_options(self.config, metric_name, metric),
+            "warnings": list(measured.warnings) if len(rows) else [],
         }
 
     def cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
@@ -594,11 +595,18 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
                 if isinstance(exc, UsageError):
                     raise
                 message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
-                failed_cells.append({"method": spec, "metric": metric_name, "error": message})
-                if warn:
-                    warn(f"cell {spec} x {metric_name} failed: {message}")
-                cell = {"method": spec, "metric": metric_name, "error": message, "mean": math.nan,
+                cell = {"method": spec, "metric": metric_name, "mean": math.nan,
                         "ci_low": math.nan, "ci_high": math.nan, "n": 0, "reused": False}
+                if isinstance(exc, CapabilityError):  # the metric does not apply to this method (e.g. completeness)
+                    cell["not_applicable"] = getattr(exc, "message", str(exc))
+                else:
+                    cell["error"] = message
+                    failed_cells.append({"method": spec, "metric": metric_name, "error": message})
+                    if warn:
+                        warn(f"cell {spec} x {metric_name} failed: {message}")
+            for message in cell.get("warnings") or ():
+                if warn:
+                    warn(message)
             row["cells"][metric_name] = {k: v for k, v in cell.items() if k not in ("scores", "extra_scores", "key")}
             cells_task.advance()
         undefined = {m: c.get("n_undefined", 0) for m, c in row["cells"].items() if c.get("n_undefined")}
@@ -675,6 +683,8 @@ def format_cell(cell: dict[str, Any] | None, digits: int = 3, separator: str = "
         return "-"
     if cell.get("error"):
         return "failed"
+    if cell.get("not_applicable"):
+        return "n/a"
     mean, low, high = cell.get("mean"), cell.get("ci_low"), cell.get("ci_high")
     undefined = int(cell.get("n_undefined") or 0)
     suffix = f" ({undefined} undef.)" if undefined else ""
@@ -745,7 +755,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         + (f" (accuracy on these images {images['accuracy_on_selection']:.3f})." if images.get("accuracy_on_selection") is not None else "."),
         "Cells: mean ± half-width of the 95 % Student-t interval over images. ↑ higher is better, ↓ lower is better; "
         "bold = best non-baseline method among cells without undefined maps; \"(k undef.)\": k images whose map "
-        "was constant, NaN or inf (or whose comparison map was), left out of that cell's mean. "
+        "was constant, NaN or inf (or whose comparison map was), left out of that cell's mean; n/a: the metric does "
+        "not apply to the method (completeness for methods that do not claim it). "
         "Time: attribution wall time per image on this machine.",
     ]
     if result.get("skipped_methods"):

@@ -244,6 +244,15 @@ class CaptumMethod(Attribution):
             )
 
     @property
+    def claims_completeness(self) -> bool:
+        """Whether the maps sum to f(x) - f(baseline) by construction (checked by the ``completeness`` metric)."""
+        return self.class_name in COMPLETE_CLASSES and not self.noise_tunnel
+
+    def completeness_baseline(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The reference input the maps' sum is measured from (Captum's default baseline is zero)."""
+        return baseline_tensor(self.attr_options.get("baselines", "zero"), inputs)
+
+    @property
     def label(self) -> str:
         return f"{self.name} ({self.algorithm_expression})" if hasattr(self, "algorithm_expression") else self.name
 
@@ -389,6 +398,11 @@ class Saliency(CaptumMethod):
     signed = False
 
 
+#: Captum classes whose maps sum to f(x) - f(baseline) by construction (completeness /
+#: summation-to-delta); the ``completeness`` metric checks the claim.
+COMPLETE_CLASSES = ("IntegratedGradients", "DeepLift")
+
+
 class IntegratedGradients(CaptumMethod):
     """Integrated gradients from a blurred face (Sundararajan et al. 2017)."""
 
@@ -409,13 +423,54 @@ class InputXGradient(CaptumMethod):
 
 
 class DeepLift(CaptumMethod):
-    """DeepLIFT rescale rule from a blurred face (Shrikumar et al. 2017)."""
+    """DeepLIFT rescale rule from a blurred face (Shrikumar et al. 2017), after the net's input standardisation.
+
+    Option ``input_transform``: ``after`` (default) explains the network
+    after a leading parameter-free, shape-keeping module such as fer-cnn's
+    ``Standardise`` (:func:`interpret_core.nn.blocks.leading_input_transform`):
+    the input and the baseline are transformed first and DeepLIFT runs on the
+    rest of the network, so its maps sum to f(x) - f(baseline) as the method
+    claims (the rescale rule has no rule for a per-image division by the
+    standard deviation and would fall back to its gradient, which missed
+    completeness by a median 60 % on fer-cnn). The map's pixels are the
+    standardised image's, which correspond one to one to the input's.
+    ``through``: Captum on the whole network, as before.
+    """
 
     name = "deeplift"
-    description = "Captum DeepLift from a blurred-face baseline"
+    description = "Captum DeepLift from a blurred-face baseline, after the net's input standardisation"
     algorithm = "DeepLift"
     defaults = {"baselines": "blur"}
     multiplies_by_inputs = True
+
+    def __init__(self, input_transform: str = "after", **options: Any):
+        if input_transform not in ("after", "through"):
+            raise UsageError(f"attribution 'deeplift': input_transform={input_transform!r} is not 'after' or 'through'",
+                             "see docs/methods.md (DeepLIFT and the input standardisation)")
+        super().__init__(**options)
+        self.input_transform = input_transform
+
+    def attribute(self, module: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
+        import torch
+
+        from interpret_core.nn.blocks import leading_input_transform
+        from interpret_core.nn.hooks import resolve_layer
+
+        name = leading_input_transform(module, inputs) if self.input_transform == "after" else None
+        if name is None:
+            return super().attribute(module, inputs, target)
+        transform = resolve_layer(module, name)
+        with torch.no_grad():
+            transformed = transform(inputs.detach().float())
+            baseline = transform(self.completeness_baseline(inputs.detach().float()))
+        original = self.attr_options.get("baselines")
+        handle = transform.register_forward_hook(lambda _m, args, _out: args[0])  # the transform is done already
+        self.attr_options["baselines"] = baseline
+        try:
+            return super().attribute(module, transformed, target)
+        finally:
+            handle.remove()
+            self.attr_options["baselines"] = original
 
 
 class Occlusion(CaptumMethod):

@@ -133,8 +133,13 @@ class _LRP(Attribution):
 
     signed: ClassVar[bool] = True
     supports_units: ClassVar[bool] = True
-    #: LRP conserves relevance (up to biases and stabilisers): sum of the map ~ the target logit.
-    conserves_relevance: ClassVar[bool] = True
+    #: LRP conserves relevance: the map sums to the target logit, less what biases and
+    #: stabilisers absorb (the ``completeness`` metric measures how much, from a zero reference).
+    claims_completeness: ClassVar[bool] = True
+
+    def completeness_baseline(self, inputs: torch.Tensor) -> None:
+        """No reference input: relevance should sum to f_c(x) itself."""
+        return None
 
     def __init__(self, epsilon: float = 1e-6, **unknown: Any):
         super().__init__(**unknown)

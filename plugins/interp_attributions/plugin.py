@@ -8,6 +8,7 @@ from interpret_core import hookimpl
 @hookimpl
 def interp_register_attributions(register):
     from .backprop import Deconvolution, GuidedBackprop
+    from .cam import EigenCam, GradCamPlusPlus, HiResCam, LayerCam, ScoreCam, XGradCam
     from .lrp import LRPAlphaBeta, LRPEpsilon, LRPEpsilonPlusFlat
     from .captum_methods import (
         CaptumAdapter,
@@ -30,6 +31,12 @@ def interp_register_attributions(register):
         Occlusion,
         GradCam,
         GuidedGradCam,
+        GradCamPlusPlus,
+        ScoreCam,
+        LayerCam,
+        HiResCam,
+        EigenCam,
+        XGradCam,
         LRPEpsilon,
         LRPAlphaBeta,
         LRPEpsilonPlusFlat,

@@ -6,6 +6,13 @@ Faithfulness (Petsiuk et al. 2018):
     ``deletion``, ``insertion``.
 Sanity (Adebayo et al. 2018; Nie et al. 2018):
     ``randomization``, ``class-sensitivity``.
+Faithfulness, more: ``faithfulness-correlation`` (Bhatt et al. 2020),
+    ``monotonicity-correlation`` (Nguyen & Martinez 2020).
+Robustness: ``max-sensitivity`` (Yeh et al. 2019), ``local-lipschitz``
+    (Alvarez-Melis & Jaakkola 2018).
+Axioms (Sundararajan et al. 2017): ``completeness``.
+Complexity: ``sparseness`` (Gini), ``complexity`` (entropy).
+More localisation: ``au-top-k-intersection``, ``au-auc``.
 Baseline attribution "methods":
     ``centre-gaussian``, ``random-map``.
 
@@ -22,10 +29,19 @@ METRIC_CLASSES = (
     ("localisation", "AUPointingGame"),
     ("localisation", "AURelevanceMass"),
     ("localisation", "AURelevanceRank"),
+    ("localisation", "TopKIntersection"),
+    ("localisation", "AULocalisationAUC"),
     ("faithfulness", "Deletion"),
     ("faithfulness", "Insertion"),
+    ("faithfulness", "FaithfulnessCorrelation"),
+    ("faithfulness", "MonotonicityCorrelation"),
     ("sanity", "ModelRandomization"),
     ("sanity", "ClassSensitivity"),
+    ("robustness", "MaxSensitivity"),
+    ("robustness", "LocalLipschitz"),
+    ("axioms", "Completeness"),
+    ("complexity", "Sparseness"),
+    ("complexity", "Complexity"),
 )
 
 #: Baseline attribution classes.

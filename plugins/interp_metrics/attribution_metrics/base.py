@@ -109,7 +109,7 @@ class BenchMetric(AttributionMetric):
         for name, values in scored.extras.items():
             extras[name] = np.full(n, np.nan)
             extras[name][rows] = values
-        return MetricResult(scores, extras)
+        return MetricResult(scores, extras, scored.warnings)
 
     def finish(self) -> None:
         """Called after every image is scored (e.g. to drop cached models)."""

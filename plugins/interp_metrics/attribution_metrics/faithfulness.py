@@ -1,4 +1,5 @@
-"""Faithfulness: deletion and insertion curves (Petsiuk et al. 2018, RISE).
+"""Faithfulness: deletion and insertion curves (Petsiuk et al. 2018, RISE), faithfulness and
+monotonicity correlation (Bhatt et al. 2020; Nguyen & Martinez 2020) and ROAD (Rong et al. 2022).
 
 Pixels are ranked by the importance map (most important first; tied pixels
 in a random order seeded per map, see :mod:`.base`). ``deletion`` replaces them, ``steps`` equal shares at a time,
@@ -34,6 +35,19 @@ from .base import SALIENCY_MODES, BenchMetric
 BASELINES = ("blur", "mean", "zero")
 
 
+def baseline_images(inputs, baseline: str, sigma: float = 4.0):
+    """What perturbed pixels are replaced with, per input [N, C, H, W]: ``blur`` / ``mean`` / ``zero``."""
+    import torch
+
+    from .kernels import gaussian_blur
+
+    if baseline == "blur":
+        return gaussian_blur(inputs, sigma)
+    if baseline == "mean":
+        return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs)
+    return torch.zeros_like(inputs)
+
+
 class _PerturbationCurve(BenchMetric):
     family = "faithfulness"
     needs_model = True
@@ -59,15 +73,7 @@ class _PerturbationCurve(BenchMetric):
 
     def baseline_images(self, inputs):
         """The baseline image of each input, [N, C, H, W]."""
-        import torch
-
-        from .kernels import gaussian_blur
-
-        if self.baseline == "blur":
-            return gaussian_blur(inputs, self.sigma)
-        if self.baseline == "mean":
-            return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs)
-        return torch.zeros_like(inputs)
+        return baseline_images(inputs, self.baseline, self.sigma)
 
     def curves(self, inputs, targets, attributions, model):
         """Target probability after each step: float64 [N, steps + 1]."""
@@ -130,3 +136,151 @@ class Insertion(_PerturbationCurve):
     description = "Petsiuk et al. insertion AUC: probability of the explained class as top pixels are restored into a blurred image."
     higher_is_better = True
     deleting = False
+
+
+class _Perturbing(BenchMetric):
+    """Shared options of the perturbation metrics below: baseline, sigma, output, forward_batch, seed."""
+
+    family = "faithfulness"
+    needs_model = True
+
+    def __init__(self, own: dict[str, Any], baseline: str = "blur", sigma: float = 4.0, output: str = "logit",
+                 forward_batch: int = 64, seed: int = 0, **unknown: Any):
+        """``own``: the subclass's validated options; the rest are the shared ones, or unknown."""
+        self._check_choice(self.name, "baseline", baseline, BASELINES)
+        sigma = self._check_number(self.name, "sigma", sigma, 1e-6)
+        self._check_choice(self.name, "output", output, ("logit", "probability"))
+        forward_batch = self._check_number(self.name, "forward_batch", forward_batch, 1, integer=True)
+        seed = self._check_number(self.name, "seed", seed, 0, integer=True)
+        super().__init__(baseline=baseline, sigma=sigma, output=output, seed=seed, unknown=unknown, **own)
+        self.baseline, self.sigma, self.output, self.forward_batch, self.seed = baseline, sigma, output, forward_batch, seed
+
+    def outputs(self, model, inputs, targets):
+        """The explained class's output of the unperturbed inputs, float64 [N]."""
+        import torch
+
+        from .kernels import target_outputs
+
+        return target_outputs(model, inputs.shape[0], lambda index: inputs[index], torch.arange(inputs.shape[0]),
+                              torch.as_tensor(targets).view(-1), self.forward_batch, self.output == "probability")
+
+
+class FaithfulnessCorrelation(_Perturbing):
+    """Pearson correlation, over random pixel subsets, of the map's sum on a subset and the output drop
+    when the subset is replaced by the baseline (Bhatt et al. 2020). Higher is better.
+
+    Options: ``runs`` (100 subsets), ``subset_size`` (64 px, 1/64 of a 64 x 64 face),
+    ``baseline`` (``blur``|``mean``|``zero``), ``sigma`` (4 px), ``output``
+    (``logit`` default, as Quantus, or ``probability``), ``saliency``
+    (``signed`` default: the sum of signed evidence, as Bhatt et al.), ``seed``.
+    Subsets are drawn per map from a generator seeded by the seed and the map's bytes.
+    """
+
+    name = "faithfulness-correlation"
+    description = "Bhatt et al.: correlation of subset attribution sums with the output drop when the subset is removed (higher is better)."
+    higher_is_better = True
+
+    def __init__(self, runs: int = 100, subset_size: int = 64, saliency: str = "signed", **unknown: Any):
+        runs = self._check_number(self.name, "runs", runs, 2, integer=True)
+        subset_size = self._check_number(self.name, "subset_size", subset_size, 1, integer=True)
+        self._check_choice(self.name, "saliency", saliency, SALIENCY_MODES)
+        super().__init__({"runs": runs, "subset_size": subset_size, "saliency": saliency}, **unknown)
+        self.runs, self.subset_size, self.saliency = runs, subset_size, saliency
+
+    def subsets(self, maps):
+        """LongTensor [N, runs, subset_size]: the pixel subsets of each map."""
+        import torch
+
+        from .kernels import tie_keys
+
+        n, pixels = maps.shape[0], maps[0].numel()
+        size = min(self.subset_size, pixels)
+        draws = []
+        for run in range(self.runs):
+            keys = tie_keys(maps, seed=self.seed * 100003 + run + 1)
+            draws.append(torch.argsort(keys, dim=1)[:, :size])
+        return torch.stack(draws, dim=1)
+
+    def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
+        import torch
+
+        from .kernels import pearson, saliency_maps, target_outputs
+
+        maps = saliency_maps(attributions, self.saliency)
+        n, channels, height, width = inputs.shape
+        flat_maps = maps.reshape(n, -1)
+        subsets = self.subsets(maps)  # [N, R, S]
+        sums = torch.gather(flat_maps[:, None, :].expand(-1, self.runs, -1), 2, subsets).sum(dim=2)  # [N, R]
+        base = baseline_images(inputs, self.baseline, self.sigma).to(inputs.dtype)
+        targets = torch.as_tensor(targets).view(-1)
+        image_of = torch.arange(n).repeat_interleave(self.runs)
+
+        def make_batch(index):
+            image, run = index // self.runs, index % self.runs
+            removed = torch.zeros(len(index), height * width, dtype=torch.bool)
+            removed.scatter_(1, subsets[image, run], True)
+            removed = removed.view(-1, 1, height, width)
+            return torch.where(removed, base[image], inputs[image])
+
+        perturbed = target_outputs(model, n * self.runs, make_batch, image_of, targets, self.forward_batch,
+                                   self.output == "probability").view(n, self.runs)
+        drops = self.outputs(model, inputs, targets)[:, None] - perturbed
+        return MetricResult(pearson(sums, drops))
+
+
+class MonotonicityCorrelation(_Perturbing):
+    """Spearman correlation of each pixel group's attribution with the output's squared change when only
+    that group is replaced (Nguyen & Martinez 2020; Quantus ``MonotonicityCorrelation``). Higher is better.
+
+    Pixels are sorted by the map (ascending; ties in the seeded random order)
+    and cut into groups of ``features_in_step`` (64 px); group g's variance is
+    (f(x with group g replaced) - f(x))^2 / f(x)^2. Options as
+    ``faithfulness-correlation`` plus ``features_in_step``; ``output`` defaults to
+    ``probability`` and ``saliency`` to ``signed``, as Quantus.
+    """
+
+    name = "monotonicity-correlation"
+    description = "Nguyen & Martinez: Spearman of group attributions with the output change when each group is removed (higher is better)."
+    higher_is_better = True
+
+    def __init__(self, features_in_step: int = 64, saliency: str = "signed", output: str = "probability",
+                 eps: float = 1e-5, **unknown: Any):
+        features_in_step = self._check_number(self.name, "features_in_step", features_in_step, 1, integer=True)
+        self._check_choice(self.name, "saliency", saliency, SALIENCY_MODES)
+        eps = self._check_number(self.name, "eps", eps, 0.0)
+        super().__init__({"features_in_step": features_in_step, "saliency": saliency, "eps": eps}, output=output, **unknown)
+        self.features_in_step, self.saliency, self.eps = features_in_step, saliency, eps
+
+    def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
+        import math
+
+        import torch
+
+        from .base import TIE_SEED
+        from .kernels import descending_order, saliency_maps, spearman, target_outputs
+
+        maps = saliency_maps(attributions, self.saliency)
+        n, channels, height, width = inputs.shape
+        pixels = height * width
+        ascending = descending_order(-maps, TIE_SEED)  # [N, P], least important first
+        groups = math.ceil(pixels / self.features_in_step)
+        group_of_rank = torch.arange(pixels) // self.features_in_step
+        group = torch.empty_like(ascending)
+        group.scatter_(1, ascending, group_of_rank.expand(n, pixels))  # group of each pixel
+        flat_maps = maps.reshape(n, -1)
+        attributions_per_group = torch.zeros(n, groups, dtype=torch.float64).scatter_add_(1, group, flat_maps)
+        base = baseline_images(inputs, self.baseline, self.sigma).to(inputs.dtype)
+        targets = torch.as_tensor(targets).view(-1)
+        image_of = torch.arange(n).repeat_interleave(groups)
+
+        def make_batch(index):
+            image, step = index // groups, index % groups
+            removed = (group[image] == step.view(-1, 1)).view(-1, 1, height, width)
+            return torch.where(removed, base[image], inputs[image])
+
+        perturbed = target_outputs(model, n * groups, make_batch, image_of, targets, self.forward_batch,
+                                   self.output == "probability").view(n, groups)
+        original = self.outputs(model, inputs, targets)
+        inverse = torch.where(original.abs() >= self.eps, 1.0 / original.abs(), torch.ones_like(original)) ** 2
+        variances = (perturbed - original[:, None]) ** 2 * inverse[:, None]
+        return MetricResult(spearman(attributions_per_group, variances))

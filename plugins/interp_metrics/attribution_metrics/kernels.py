@@ -48,25 +48,30 @@ def defined_maps(attributions: torch.Tensor) -> torch.Tensor:
     return finite & has_variation(summed)
 
 
-def tie_keys(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Uniform [0, 1) keys float64 [N, H*W] that order tied pixels at random, seeded per map.
+def row_generators(rows: torch.Tensor, seed: int = 0) -> list[torch.Generator]:
+    """One torch.Generator per row of ``rows`` [N, ...], seeded from sha256(seed, the row's float64 bytes).
 
-    Each map's generator is seeded from sha256(seed, the map's float64 bytes),
-    so a map gets the same tie order whatever batch or position it is scored
-    in, and two different maps get independent orders.
+    So a row (a map, an image) gets the same draws whatever batch or position
+    it is in, and different rows get independent draws.
     """
     import hashlib
 
     import numpy as np
 
-    flat = maps.detach().reshape(maps.shape[0], -1).to(torch.float64).cpu()
-    keys = torch.empty(flat.shape, dtype=torch.float64)
+    flat = rows.detach().reshape(rows.shape[0], -1).to(torch.float64).cpu()
     prefix = int(seed).to_bytes(8, "little", signed=True)
+    generators = []
     for i in range(flat.shape[0]):
         digest = hashlib.sha256(prefix + np.ascontiguousarray(flat[i].numpy()).tobytes()).digest()
-        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-        keys[i] = torch.rand(flat.shape[1], generator=generator, dtype=torch.float64)
-    return keys.to(maps.device)
+        generators.append(torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1))
+    return generators
+
+
+def tie_keys(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Uniform [0, 1) keys float64 [N, H*W] that order tied pixels at random, seeded per map (:func:`row_generators`)."""
+    pixels = maps[0].numel() if maps.shape[0] else 0
+    keys = [torch.rand(pixels, generator=g, dtype=torch.float64) for g in row_generators(maps, seed)]
+    return (torch.stack(keys) if keys else torch.zeros(0, pixels, dtype=torch.float64)).to(maps.device)
 
 
 def descending_order(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -253,3 +258,53 @@ def trapezoid(curve: torch.Tensor) -> torch.Tensor:
     steps = curve.shape[1] - 1
     return (curve[:, 1:] + curve[:, :-1]).sum(dim=1) / (2 * steps)
 
+
+
+def target_outputs(model, total: int, make_batch, image_of, targets: torch.Tensor, forward_batch: int,
+                   probability: bool) -> torch.Tensor:
+    """The explained class's output float64 [total] for ``total`` perturbed images made batch by batch.
+
+    Args:
+        make_batch: index LongTensor [b] -> images [b, C, H, W] (built lazily, one forward batch at a time).
+        image_of: LongTensor [total]: which input (row of ``targets``) each perturbed image comes from.
+        probability: softmax probability (True) or logit (False).
+    """
+    device = next((p.device for p in model.parameters()), None)
+    out = torch.empty(total, dtype=torch.float64)
+    with torch.no_grad():
+        for first in range(0, total, forward_batch):
+            index = torch.arange(first, min(first + forward_batch, total))
+            batch = make_batch(index)
+            logits = model(batch if device is None else batch.to(device)).to(torch.float64)
+            values = torch.softmax(logits, dim=1) if probability else logits
+            chosen = targets[image_of[index]].to(values.device).view(-1, 1)
+            out[index] = values.gather(1, chosen).view(-1).cpu()
+    return out
+
+
+def gini(values: torch.Tensor) -> torch.Tensor:
+    """Gini index float64 [N] of non-negative rows [N, P] (Hurley & Rickard 2009): 0 = uniform, -> 1 = one pixel."""
+    values = torch.sort(values.to(torch.float64), dim=1).values
+    p = values.shape[1]
+    rank = torch.arange(1, p + 1, dtype=torch.float64, device=values.device)
+    return ((2 * rank - p - 1) * values).sum(dim=1) / (p * values.sum(dim=1))
+
+
+def entropy(values: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) float64 [N] of non-negative rows [N, P] as distributions (normalised to sum 1)."""
+    values = values.to(torch.float64)
+    share = values / values.sum(dim=1, keepdim=True)
+    return -torch.special.xlogy(share, share).sum(dim=1)
+
+
+def roc_auc(values: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """ROC AUC float64 [N] of scores [N, P] for labels ``positive`` bool [N, P]; ties count 1/2 (Mann-Whitney).
+
+    NaN where a row has no positive or no negative pixel.
+    """
+    ranks = average_ranks(values)
+    n_pos = positive.sum(dim=1).to(torch.float64)
+    n_neg = positive.shape[1] - n_pos
+    u = (ranks * positive).sum(dim=1) - n_pos * (n_pos + 1) / 2
+    auc = u / (n_pos * n_neg)
+    return torch.where((n_pos > 0) & (n_neg > 0), auc, torch.full_like(auc, float("nan")))

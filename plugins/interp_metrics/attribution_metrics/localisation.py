@@ -182,3 +182,59 @@ class AURelevanceRank(_Localisation):
         inside = expected_top_k_inside(maps.reshape(n, -1), flat_masks, size)
         share = inside / size.clamp(min=1).to(torch.float64)
         return MetricResult(self._finalise(share, informative, nonempty))
+
+
+class TopKIntersection(_Localisation):
+    """Share of the ``k`` most important pixels that lie inside the AU regions (Theiner et al. 2021).
+
+    Options:
+        k: pixels, or ``"auto"`` (default) = 2 % of the image's pixels, the
+            share of Quantus' default k = 1000 on 224 x 224 (82 px at 64 x 64).
+        saliency: ``abs`` (default), ``positive`` or ``signed``.
+
+    Ties at the k-th value score their expectation (as ``au-relevance-rank``).
+    Unlike relevance rank, k does not follow the region's size, so small AUs
+    cap the score below 1 (k / region size).
+    """
+
+    name = "au-top-k-intersection"
+    description = "Share of the top-k (2 % of pixels) attribution pixels inside the present AUs' regions (Theiner et al.)."
+
+    def __init__(self, k: int | str = "auto", saliency: str | None = None, **unknown: Any):
+        if k != "auto":
+            k = self._check_number(self.name, "k", k, 1, integer=True)
+        super().__init__(saliency=saliency, k=k, unknown=unknown)
+        self.k = k
+
+    def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
+        import torch
+
+        from .kernels import expected_top_k_inside
+
+        maps, masks, informative, nonempty = self._prepare(attributions, masks)
+        n = maps.shape[0]
+        pixels = maps[0].numel()
+        k = max(1, round(0.02 * pixels)) if self.k == "auto" else min(int(self.k), pixels)
+        inside = expected_top_k_inside(maps.reshape(n, -1), masks.reshape(n, -1), torch.full((n,), k))
+        return MetricResult(self._finalise(inside / k, informative, nonempty))
+
+
+class AULocalisationAUC(_Localisation):
+    """ROC AUC of the map as a detector of the AU regions' pixels (Fawcett 2006; Quantus ``AUC``).
+
+    0.5 is chance; ties count one half (the expectation over tie orders, as
+    sklearn's ``roc_auc_score``). Options: ``saliency`` (``abs`` default).
+    """
+
+    name = "au-auc"
+    description = "ROC AUC of the attribution map against the present AUs' region pixels (0.5 = chance)."
+
+    def __init__(self, saliency: str | None = None, **unknown: Any):
+        super().__init__(saliency=saliency, unknown=unknown)
+
+    def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
+        from .kernels import roc_auc
+
+        maps, masks, informative, nonempty = self._prepare(attributions, masks)
+        n = maps.shape[0]
+        return MetricResult(self._finalise(roc_auc(maps.reshape(n, -1), masks.reshape(n, -1)), informative, nonempty))

@@ -41,9 +41,34 @@ def _similarity(first, second):
     return rho, structural
 
 
-def parameterised_layers(module) -> list[str]:
-    """Dotted names of the submodules that own parameters, input side first."""
-    return [name for name, sub in module.named_modules() if any(True for _ in sub.parameters(recurse=False))]
+def parameterised_layers(module, inputs=None) -> list[str]:
+    """Dotted names of the submodules that own parameters, input side first.
+
+    With ``inputs`` (a probe batch), in the order a forward pass first calls
+    them (what Adebayo et al.'s cascade follows); without, in registration order.
+    """
+    names = [name for name, sub in module.named_modules() if any(True for _ in sub.parameters(recurse=False))]
+    if inputs is None:
+        return names
+    import torch
+
+    modules = dict(module.named_modules())
+    called: list[str] = []
+
+    def hook(name):
+        def record(_module, _args, _output):
+            if name not in called:
+                called.append(name)
+        return record
+
+    handles = [modules[name].register_forward_hook(hook(name)) for name in names]
+    try:
+        with torch.no_grad():
+            module(inputs[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return called + [name for name in names if name not in called]  # never-called layers last
 
 
 def reinitialise(layer, seed: int) -> None:
@@ -51,14 +76,21 @@ def reinitialise(layer, seed: int) -> None:
 
     Uses the layer's ``reset_parameters()`` (PyTorch's default initialisation)
     where it has one, else a normal draw with each parameter's current standard
-    deviation. The global RNG state is left as it was.
+    deviation. Batch norm is the exception: its ``reset_parameters()`` makes
+    it the identity (weight 1, bias 0), which removes the layer instead of
+    randomising it; its affine weight and bias are drawn from N(0, 1) instead
+    (running statistics stay as trained). The global RNG state is left as it was.
     """
     import torch
+    from torch import nn
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with torch.no_grad():
-            if hasattr(layer, "reset_parameters"):
+            if isinstance(layer, nn.modules.batchnorm._NormBase) and layer.affine:
+                layer.weight.normal_(0.0, 1.0)
+                layer.bias.normal_(0.0, 1.0)
+            elif hasattr(layer, "reset_parameters"):
                 layer.reset_parameters()
             else:
                 for parameter in layer.parameters(recurse=False):
@@ -70,12 +102,18 @@ class ModelRandomization(BenchMetric):
     """Cascading model-parameter randomisation (Adebayo et al. 2018).
 
     On a deep copy of the model, the parameterised layers are re-initialised
-    from the top (output side) down, one more at each stage, and the method
-    is re-run on each stage's model for the same targets. The score of an
-    image is its Spearman similarity to the trained model's map, averaged
-    over the stages (as Quantus' ``return_average_correlation``); ``ssim`` is
-    averaged likewise, and ``spearman_final`` / ``ssim_final`` hold the last
-    stage's values. Lower is better: 1 means the map ignores the weights.
+    from the top (output side) down, in forward execution order, one more at
+    each stage, and the method is re-run on each stage's model for the same
+    targets. The score of an image is its Spearman similarity (absolute
+    maps) to the trained model's map, averaged over the stages (as Quantus'
+    ``return_average_correlation``): the summary. The curve Adebayo et al.
+    plot is kept too, stage by stage: ``spearman_stage{i}`` (absolute maps),
+    ``signed_spearman_stage{i}`` (signed maps: does the sign pattern survive?)
+    and ``ssim_stage{i}``, i = 1 (top layer only) .. ``stages``; ``ssim`` and
+    ``signed_spearman`` are their stage averages and ``spearman_final`` /
+    ``ssim_final`` the last stage's. ``stage_layers`` (after a call) names
+    the layers randomised up to each stage. Lower is better: 1 means the map
+    ignores the weights.
 
     Options:
         layers: how many top layers the cascade randomises (0 = all, default).
@@ -94,7 +132,7 @@ class ModelRandomization(BenchMetric):
     higher_is_better = False
     needs_model = True
     needs_method = True
-    extra_fields = ("ssim", "spearman_final", "ssim_final")
+    extra_fields = ("ssim", "signed_spearman", "spearman_final", "ssim_final")
     column_extras = {"ssim": "SSIM"}
 
     def __init__(self, layers: int = 0, stages: int = 3, seed: int = 0, **unknown: Any):
@@ -103,6 +141,9 @@ class ModelRandomization(BenchMetric):
         seed = self._check_number(self.name, "seed", seed, 0, integer=True)
         super().__init__(layers=layers, stages=stages, seed=seed, unknown=unknown)
         self.layers, self.stages, self.seed = layers, stages, seed
+        curve = [f"{kind}_stage{i}" for i in range(1, stages + 1) for kind in ("spearman", "signed_spearman", "ssim")]
+        self.extra_fields = type(self).extra_fields + tuple(curve)
+        self.stage_layers: list[list[str]] = []
 
     def stage_points(self, count: int) -> list[int]:
         """How many layers are randomised at each evaluated stage (1-based, increasing)."""
@@ -113,9 +154,9 @@ class ModelRandomization(BenchMetric):
         step = (count - 1) / (self.stages - 1)
         return sorted({1 + round(i * step) for i in range(self.stages)})
 
-    def cascade(self, model) -> list[str]:
-        """The layers randomised, top first, in the order the cascade adds them."""
-        names = parameterised_layers(model)[::-1]
+    def cascade(self, model, inputs=None) -> list[str]:
+        """The layers randomised, top first, in the order the cascade adds them (execution order with ``inputs``)."""
+        names = parameterised_layers(model, inputs)[::-1]
         return names if self.layers == 0 else names[: self.layers]
 
     def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
@@ -123,24 +164,38 @@ class ModelRandomization(BenchMetric):
 
         import torch
 
-        names = self.cascade(model)
+        from .kernels import has_variation, saliency_maps, spearman
+
+        names = self.cascade(model, inputs)
         if not names:
             raise ValueError("randomization: the model has no parameterised layers")
         randomised = copy.deepcopy(model).eval()
         modules = dict(randomised.named_modules())
         original_index = {name: i for i, name in enumerate(parameterised_layers(model))}
-        rhos, ssims = [], []
+        rhos, signed, ssims = [], [], []
+        self.stage_layers = []
         evaluate_after = set(self.stage_points(len(names)))
+        signed_map = saliency_maps(attributions, "signed")
         for done, name in enumerate(names, start=1):
             reinitialise(modules[name], self.seed * 1000 + original_index[name])
             if done not in evaluate_after:
                 continue
             other = method.attribute(randomised, inputs, targets).detach()
             rho, structural = _similarity(attributions, other)
+            other_signed = saliency_maps(torch.nan_to_num(other), "signed")
+            rho_signed = torch.where(torch.isfinite(rho) & has_variation(other_signed), spearman(signed_map, other_signed),
+                                     torch.full_like(rho, float("nan")))
             rhos.append(rho)
+            signed.append(rho_signed)
             ssims.append(structural)
+            self.stage_layers.append(names[:done])
         rho = torch.stack(rhos).mean(dim=0)
-        extras = {"ssim": torch.stack(ssims).mean(dim=0), "spearman_final": rhos[-1], "ssim_final": ssims[-1]}
+        extras = {"ssim": torch.stack(ssims).mean(dim=0), "signed_spearman": torch.stack(signed).mean(dim=0),
+                  "spearman_final": rhos[-1], "ssim_final": ssims[-1]}
+        for i in range(1, self.stages + 1):
+            have = i <= len(rhos)
+            for kind, values in (("spearman", rhos), ("signed_spearman", signed), ("ssim", ssims)):
+                extras[f"{kind}_stage{i}"] = values[i - 1] if have else torch.full_like(rho, float("nan"))
         return MetricResult(rho, extras)
 
 
