@@ -191,7 +191,8 @@ def test_bench_cli_outputs_and_resume(stand_ins, tmp_path, capsys):
     assert result["images"]["n_with_masks"] == 6
     metrics = result["metrics"]
     assert metrics["deletion"]["higher_is_better"] is False and metrics["au-pointing-game"]["higher_is_better"] is True
-    assert metrics["randomization"]["extras"] == ["ssim", "spearman_final", "ssim_final"]
+    assert metrics["randomization"]["extras"][:4] == ["ssim", "signed_spearman", "spearman_final", "ssim_final"]
+    assert "spearman_stage1" in metrics["randomization"]["extras"]  # the per-stage curve
     for row in result["methods"]:
         assert row["time_per_image_s"] > 0
         for name, cell in row["cells"].items():
