@@ -106,8 +106,10 @@ def pass_through_types(module: nn.Module, inputs: torch.Tensor) -> tuple[type, .
     """
     import torch
 
+    from interpret_core.nn.hooks import forward_hooks
+
     candidates = {
-        sub for sub in module.modules()
+        name: sub for name, sub in module.named_modules()
         if sub is not module and not any(True for _ in sub.children()) and not any(True for _ in sub.parameters())
         and not type(sub).__module__.startswith("torch.")
     }
@@ -118,13 +120,8 @@ def pass_through_types(module: nn.Module, inputs: torch.Tensor) -> tuple[type, .
             and args[0].shape == output.shape
         keeps_shape[type(sub)] = keeps_shape.get(type(sub), True) and same
 
-    handles = [sub.register_forward_hook(hook) for sub in candidates]
-    try:
-        with torch.no_grad():
-            module(inputs[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad(), forward_hooks(module, {name: hook for name in candidates}):
+        module(inputs[:1])
     return tuple(sorted((cls for cls, ok in keeps_shape.items() if ok), key=lambda c: c.__qualname__))
 
 

@@ -32,10 +32,18 @@ class _Complexity(BenchMetric):
         super().__init__(saliency=saliency, unknown=unknown)
         self.saliency = saliency
 
-    def _maps(self, attributions):
+    #: name of the :mod:`.kernels` function that scores the non-negative rows
+    statistic = ""
+
+    def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
+        import torch
+
+        from . import kernels
         from .kernels import saliency_maps
 
-        return saliency_maps(attributions, self.saliency).flatten(1)
+        maps = saliency_maps(attributions, self.saliency).flatten(1)
+        nan = torch.full((maps.shape[0],), float("nan"), dtype=torch.float64)
+        return MetricResult(torch.where(maps.sum(dim=1) > 0, getattr(kernels, self.statistic)(maps), nan))
 
 
 class Sparseness(_Complexity):
@@ -44,15 +52,7 @@ class Sparseness(_Complexity):
     name = "sparseness"
     description = "Gini index of |map| (Chalasani et al. 2020): 0 uniform, ~1 one pixel (higher is better)."
     higher_is_better = True
-
-    def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
-        import torch
-
-        from .kernels import gini
-
-        maps = self._maps(attributions)
-        nan = torch.full((maps.shape[0],), float("nan"), dtype=torch.float64)
-        return MetricResult(torch.where(maps.sum(dim=1) > 0, gini(maps), nan))
+    statistic = "gini"
 
 
 class Complexity(_Complexity):
@@ -61,12 +61,4 @@ class Complexity(_Complexity):
     name = "complexity"
     description = "Entropy of |map| / sum |map| (Bhatt et al. 2020), nats (lower is better)."
     higher_is_better = False
-
-    def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
-        import torch
-
-        from .kernels import entropy
-
-        maps = self._maps(attributions)
-        nan = torch.full((maps.shape[0],), float("nan"), dtype=torch.float64)
-        return MetricResult(torch.where(maps.sum(dim=1) > 0, entropy(maps), nan))
+    statistic = "entropy"

@@ -52,7 +52,8 @@ def parameterised_layers(module, inputs=None) -> list[str]:
         return names
     import torch
 
-    modules = dict(module.named_modules())
+    from interpret_core.nn.hooks import forward_hooks
+
     called: list[str] = []
 
     def hook(name):
@@ -61,13 +62,8 @@ def parameterised_layers(module, inputs=None) -> list[str]:
                 called.append(name)
         return record
 
-    handles = [modules[name].register_forward_hook(hook(name)) for name in names]
-    try:
-        with torch.no_grad():
-            module(inputs[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad(), forward_hooks(module, {name: hook(name) for name in names}):
+        module(inputs[:1])
     return called + [name for name in names if name not in called]  # never-called layers last
 
 
