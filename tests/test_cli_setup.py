@@ -95,3 +95,13 @@ def test_metric_option_names_its_metric_where_one_runs(capsys, tmp_path):
     code = main(["run", "--metric", "au-distance", "--metric-option", "deletion.steps=3", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "is for metric 'deletion'" in err
+
+
+@pytest.mark.parametrize("dataset, says, never", [("synthfacs", "SynthFACS release", "CK+"), ("ckplus", "CK+ release", "SynthFACS")])
+def test_a_folder_that_is_not_a_release_gets_its_own_data_sets_hint(dataset, says, never, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["data", "inspect", "--dataset", dataset, "--data-root", str(tmp_path / "empty")])
+    err = capsys.readouterr().err
+    assert code == 1 and "no cohn-kanade-images folder" in err  # a data problem: exit 1 in every command
+    hint = [line for line in err.splitlines() if line.startswith("hint:")][0]
+    assert says in hint and never not in hint

@@ -142,6 +142,9 @@ class CKPlusDataset(Dataset):
         self._problems.finish()
 
     # -- hooks for subclasses -------------------------------------------------------
+    #: What a wrong --data-root should point at instead (subclasses read other releases).
+    root_hint: ClassVar[str] = "point --data-root at the unpacked CK+ release"
+
     @classmethod
     def _resolve_root(cls, data_root: str | os.PathLike | None) -> Path:
         """The release root for ``data_root``; subclasses may supply a default."""
@@ -155,10 +158,7 @@ class CKPlusDataset(Dataset):
 
     def _check_root(self, root: Path) -> None:
         """Raise DataError naming what is missing if ``root`` is not a CK+ release."""
-        hint = (
-            "point --data-root at the unpacked CK+ release: the folder holding "
-            f"{IMAGES}/, {LANDMARKS}/, {EMOTION}/ and {FACS}/"
-        )
+        hint = f"{self.root_hint}: the folder holding {IMAGES}/, {LANDMARKS}/, {EMOTION}/ and {FACS}/"
         try:
             if not root.exists():
                 raise DataError(f"data root {root} does not exist", hint)

@@ -25,6 +25,11 @@ class SynthFACSDataset(CKPlusDataset):
     )
     has_au_masks: ClassVar[bool] = True
 
+    root_hint: ClassVar[str] = (
+        "point --data-root at a SynthFACS release (`interp data generate --out DIR` writes one; "
+        "without --data-root the default set is used)"
+    )
+
     @classmethod
     def _resolve_root(cls, data_root: str | os.PathLike | None) -> Path:
         if data_root is None or str(data_root) == "":
