@@ -8,6 +8,7 @@ One concept per module:
 * :mod:`.problems` - the named skip warnings (:data:`WARNINGS`);
 * :mod:`.index` - the release index: sequences, frames and labels on disk;
 * :mod:`.protocol` - which frames become samples (:data:`PROTOCOLS`);
+* :mod:`.crops` - the samples' crops: checked on open, decoded lazily;
 * :mod:`.crop_cache` - the on-disk cache of aligned crops;
 * :mod:`.dataset` - :class:`CKPlusDataset`, the Dataset plugin.
 

@@ -1,16 +1,15 @@
 """The ``ckplus`` dataset plugin: aligned grey face crops with emotions, AUs and landmarks.
 
-Builds on the release index (:mod:`.index`), the protocols (:mod:`.protocol`),
-the frame checks (:mod:`.frames`), the face alignment
-(:mod:`interp_datasets.alignment`) and the crop cache (:mod:`.crop_cache`);
-this module decodes lazily and answers the Dataset interface.
+Builds on the release index (:mod:`.index`), the protocols (:mod:`.protocol`)
+and the crops (:mod:`.crops`: frame checks, lazy decoding, the crop cache);
+this module takes the options and answers the Dataset interface.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,16 +18,14 @@ import numpy as np
 from interpret_core import Dataset, DataError, InterpError, Sample, UsageError
 from interpret_core.util.paths import cache_home
 
-from ..alignment import Alignment, align_from_landmarks
 from ..au_regions import au_regions
 from ..emotions import EMOTIONS
-from .crop_cache import CachedCrops, CropCache, cache_key
-from .frames import FrameError, check_frame, frame_size, read_grey
+from .crop_cache import CropCache, cache_key
+from .crops import Crops
 from .index import ReleaseIndex
-from .layout import AU_KEY, EMOTION, FACS, IMAGES, LANDMARKS, landmarks_for
+from .layout import EMOTION, FACS, IMAGES, LANDMARKS, landmarks_for
 from .problems import Problems
 from .protocol import PROTOCOLS, Item, class_names, select
-from .textfiles import MalformedFile, MissingFile, UnreadableFile, read_landmarks
 
 log = logging.getLogger("interp.datasets")
 
@@ -134,11 +131,9 @@ class CKPlusDataset(Dataset):
                 f"no sequences in {self.root / IMAGES}",
                 f"the release keeps its frames as {IMAGES}/Sxxx/yyy/Sxxx_yyy_zzzzzzzz.png; is this the right folder?",
             )
-        self._items: list[Item] = select(self._sequences, self.protocol, self.include_neutral)
-        self._cache: CropCache | None = None
-        self._from_cache = False
-        self._bad: list[tuple[str, str, str]] = []
-        self._load_or_verify()
+        items = select(self._sequences, self.protocol, self.include_neutral)
+        self._crops = Crops(self.root, items, self.size, self._problems, self._open_cache(items))
+        self._items: list[Item] = self._crops.items
         self._problems.finish()
 
     # -- hooks for subclasses -------------------------------------------------------
@@ -178,12 +173,10 @@ class CKPlusDataset(Dataset):
     def class_names(self) -> list[str]:
         return class_names(self.include_neutral)
 
-    # -- verification and the crop cache ------------------------------------------------
-    def _path(self, relative: str) -> str:
-        return os.path.join(self._root, relative)
-
-    def _open_cache(self) -> CropCache | None:
-        if not self.use_cache or not self._items:
+    # -- the crops ----------------------------------------------------------------------
+    def _open_cache(self, items: Sequence[Item]) -> CropCache | None:
+        """The crop-cache entry for ``items`` (keyed by every file they use), or None when caching is off."""
+        if not self.use_cache or not items:
             return None
         try:
             folder = cache_home() / "crops"
@@ -193,135 +186,20 @@ class CKPlusDataset(Dataset):
         header = [type(self).__module__, type(self).__qualname__, str(self.root.resolve()),
                   self.protocol, self.size, self.include_neutral]
         label_files = sorted({f for s in self._sequences for f in s.label_files})
-        used = [i.image for i in self._items] + [i.masks for i in self._items if i.masks] + label_files
-        used += [landmarks_for(i.image) for i in self._items]
+        used = [i.image for i in items] + [i.masks for i in items if i.masks] + label_files
+        used += [landmarks_for(i.image) for i in items]
         key = cache_key(header, self._root, used)
         return CropCache(folder / f"{self.name}-{self.size}-{key}", self.name)
 
-    def _load_or_verify(self) -> None:
-        """Take landmarks and crops from the on-disk cache if it matches; else read and check every frame.
+    @property
+    def _decoded(self) -> np.ndarray:
+        """bool [N]: which crops are in memory (all of them after a crop-cache hit)."""
+        return self._crops.decoded
 
-        On a cache miss every used landmarks file is parsed and every used
-        image is decoded once and thrown away (:func:`.frames.check_frame`),
-        so bad frames are skipped before anyone indexes the data set.
-        """
-        self._cache = self._open_cache()
-        if self._cache is not None:
-            cached = self._cache.read_crops(self.size)
-            if cached is not None and self._use_cached(cached):
-                return
-        keep: list[int] = []
-        source: list[np.ndarray] = []
-        crop: list[np.ndarray] = []
-        for index, item in enumerate(self._items):
-            problem = self._landmarks_or_problem(item)
-            if isinstance(problem, tuple):
-                self._bad.append(problem)
-                self._problems.add(*problem)
-                continue
-            keep.append(index)
-            source.append(problem)
-            crop.append(align_from_landmarks(problem, self.size).points(problem))
-        self._items = [self._items[i] for i in keep]
-        self._source_landmarks = np.stack(source) if source else np.zeros((0, 68, 2), dtype=np.float64)
-        self._crop_landmarks = np.stack(crop).astype(np.float32) if crop else np.zeros((0, 68, 2), dtype=np.float32)
-        self._images = np.zeros((len(self._items), self.size, self.size), dtype=np.uint8)
-        self._decoded = np.zeros(len(self._items), dtype=bool)
-        self._init_masks()
-
-    def _landmarks_or_problem(self, item: Item) -> np.ndarray | tuple[str, str, str]:
-        """The frame's landmarks [68, 2] if the frame is usable, else (path, warning, reason)."""
-        landmarks_file = landmarks_for(item.image)
-        try:
-            landmarks = read_landmarks(self._path(landmarks_file))
-            align_from_landmarks(landmarks, self.size)
-        except MissingFile:
-            return landmarks_file, "missing-landmarks", "landmarks file missing for this frame"
-        except UnreadableFile as exc:
-            return landmarks_file, str(exc.warning), f"landmarks {exc}"
-        except MalformedFile as exc:
-            return landmarks_file, exc.warning or "malformed-landmarks", f"malformed landmarks file: {exc}"
-        except ValueError as exc:  # degenerate landmarks (eye centres coincide)
-            return landmarks_file, "unusable-landmarks", f"unusable landmarks: {exc}"
-        problem = check_frame(self._path(item.image))
-        if problem is not None:
-            return item.image, problem.warning, problem.reason
-        return landmarks
-
-    def _use_cached(self, cached: CachedCrops) -> bool:
-        bad_paths = {path for path, _, _ in cached.bad}
-        keep = [
-            i for i, item in enumerate(self._items)
-            if item.image not in bad_paths and landmarks_for(item.image) not in bad_paths
-        ]
-        if not len(keep) == len(cached.images) == len(cached.source_landmarks) == len(cached.crop_landmarks):
-            return False
-        for problem in cached.bad:
-            self._problems.add(*problem)
-        self._bad = list(cached.bad)
-        self._items = [self._items[i] for i in keep]
-        self._images = cached.images
-        self._source_landmarks = cached.source_landmarks
-        self._crop_landmarks = cached.crop_landmarks
-        self._decoded = np.ones(len(self._items), dtype=bool)
-        self._from_cache = True
-        self._init_masks()
-        return True
-
-    def _init_masks(self) -> None:
-        """Masks are decoded on demand (training needs none); read them from their cache if it is there."""
-        self._masks: list[dict[int, np.ndarray] | None] = [None if item.masks is None else {} for item in self._items]
-        self._masks_done = np.array([item.masks is None or item.masks == "" for item in self._items], dtype=bool)
-        if self._cache is not None and not self._masks_done.all():
-            cached = self._cache.read_masks([item.masks is not None for item in self._items], self.size)
-            if cached is not None:
-                self._masks = cached
-                self._masks_done[:] = True
-
-    def _images_complete(self) -> None:
-        """Write the image cache once every crop is decoded."""
-        if self._cache is not None and self._decoded.all():
-            crops = CachedCrops(self._images, self._source_landmarks, self._crop_landmarks, self._bad)
-            self._cache.write_crops(crops, str(self.root))
-
-    def _masks_complete(self) -> None:
-        """Write the mask cache once every mask is decoded."""
-        if self._cache is not None and self._masks_done.all() and any(m is not None for m in self._masks):
-            self._cache.write_masks(self._masks, self.size)
-
-    # -- decoding ---------------------------------------------------------------------------
-    def _alignment(self, index: int) -> Alignment:
-        return align_from_landmarks(self._source_landmarks[index], self.size)
-
-    def _decode_image(self, index: int) -> None:
-        path = self.root / self._items[index].image
-        try:
-            grey = read_grey(path)
-        except FrameError as exc:  # it decoded when the data set was opened: the file changed since
-            raise DataError(f"{path}: {exc.reason} ({exc.warning})", "the file changed while reading; re-run") from None
-        self._images[index] = self._alignment(index).image(grey)
-        self._decoded[index] = True
-
-    def _decode_masks(self, index: int) -> None:
-        item = self._items[index]
-        path = self.root / str(item.masks)
-        masks: dict[int, np.ndarray] = {}
-        try:
-            width, height = frame_size(self.root / item.image)
-            alignment = self._alignment(index)
-            with np.load(path, allow_pickle=False) as data:
-                for key in data.files:
-                    match = AU_KEY.match(key)
-                    array = np.asarray(data[key])
-                    if match is None or array.shape != (height, width):
-                        raise ValueError(
-                            f"array {key!r} of shape {array.shape} is not an AU mask of the frame's size {height}x{width}"
-                        )
-                    masks[int(match.group(1))] = alignment.mask(array.astype(bool))
-        except Exception as exc:
-            raise DataError(f"{path}: malformed AU-mask file ({exc})", "regenerate the data set") from None
-        self._masks[index] = dict(sorted(masks.items()))
-        self._masks_done[index] = True
+    @property
+    def _masks_done(self) -> np.ndarray:
+        """bool [N]: which samples' AU masks are in memory (or need none)."""
+        return self._crops.masks_done
 
     def decode_all(self, progress: bool = False, masks: bool = True) -> None:
         """Decode every crop (and, with ``masks``, every AU mask) not decoded or cached yet.
@@ -334,20 +212,16 @@ class CKPlusDataset(Dataset):
         if not todo:
             return
         todo.sort()
+        steps: Iterable[tuple[int, str]] = todo
         if progress:
-            from interpret_core.util.progress import progress_bar
+            from interpret_core.util.progress import track
 
-            with progress_bar() as bar:
-                task = bar.add_task(f"decoding {self.name}", total=len(todo))  # type: ignore[attr-defined]
-                for index, kind in todo:
-                    self._decode_image(index) if kind == "image" else self._decode_masks(index)
-                    bar.advance(task)  # type: ignore[attr-defined]
-        else:
-            for index, kind in todo:
-                self._decode_image(index) if kind == "image" else self._decode_masks(index)
-        self._images_complete()
+            steps = track(todo, f"decoding {self.name}")
+        for index, kind in steps:
+            self._crops.decode_image(index) if kind == "image" else self._crops.decode_masks(index)
+        self._crops.images_complete()
         if masks:
-            self._masks_complete()
+            self._crops.masks_complete()
 
     # -- the Dataset interface ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -356,16 +230,16 @@ class CKPlusDataset(Dataset):
     def __getitem__(self, index: int) -> Sample:
         index = _check_index(index, len(self))
         if not self._decoded[index]:
-            self._decode_image(index)
-            self._images_complete()
+            self._crops.decode_image(index)
+            self._crops.images_complete()
         if not self._masks_done[index]:
-            self._decode_masks(index)
-            self._masks_complete()
+            self._crops.decode_masks(index)
+            self._crops.masks_complete()
         item = self._items[index]
-        landmarks = self._crop_landmarks[index].copy()
-        masks = self._masks[index]
+        landmarks = self._crops.crop_landmarks[index].copy()
+        masks = self._crops.masks[index]
         return Sample(
-            image=self._images[index].astype(np.float32) / np.float32(255.0),
+            image=self._crops.images[index].astype(np.float32) / np.float32(255.0),
             emotion=item.emotion,
             aus=dict(item.aus),
             landmarks=landmarks,
@@ -399,7 +273,7 @@ class CKPlusDataset(Dataset):
     @property
     def landmarks(self) -> np.ndarray:
         """float32 [N, 68, 2] landmarks of every sample in crop coordinates."""
-        return self._crop_landmarks.copy()
+        return self._crops.crop_landmarks.copy()
 
     def _au_table(self, aus: Sequence[int] | None, dtype: type) -> tuple[list[int], np.ndarray]:
         """(AU numbers, [N, A] of ``dtype``): intensity (int64) or presence (bool) per sample and AU."""
@@ -440,9 +314,9 @@ class CKPlusDataset(Dataset):
                 self.decode_all(progress=progress, masks=False)
             else:
                 for index in np.unique(missing).tolist():
-                    self._decode_image(index)
-                self._images_complete()
-        images = self._images[selected].astype(np.float32) / np.float32(255.0)
+                    self._crops.decode_image(index)
+                self._crops.images_complete()
+        images = self._crops.images[selected].astype(np.float32) / np.float32(255.0)
         emotions = np.array([-1 if self._items[i].emotion is None else self._items[i].emotion for i in selected.tolist()], dtype=np.int64)
         return images, emotions
 
@@ -452,7 +326,7 @@ class CKPlusDataset(Dataset):
 
         Ground-truth masks, if any, are cached beside it (``...-masks.npz``).
         """
-        return None if self._cache is None else self._cache.images_path
+        return None if self._crops.cache is None else self._crops.cache.images_path
 
     def summary(self) -> dict[str, Any]:
         """Counts for ``interp data inspect`` (no decoding).
@@ -494,7 +368,7 @@ class CKPlusDataset(Dataset):
             "skipped": [dict(row) for row in self.skipped],
             "ignored": list(self.ignored),
             "cache": None if self.cache_path is None else str(self.cache_path),
-            "from_cache": self._from_cache,
+            "from_cache": self._crops.from_cache,
         }
 
     def __repr__(self) -> str:
