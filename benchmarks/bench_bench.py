@@ -55,12 +55,13 @@ def _setup(images: int):
 
     from interp_datasets.synthfacs import generate
     from interpret_core import get_dataset, get_model
-    from interpret_core.workflows.bench import stratified_selection, union_mask
+    from interpret_core.analysis.sampling import stratified_indices
+    from interpret_core.workflows.bench import union_mask
 
     root = tempfile.mkdtemp(prefix="bench-bench-")
     generate(root, subjects=6, seed=0)
     dataset = get_dataset("synthfacs", data_root=root)
-    indices = stratified_selection(list(dataset.emotions), images, seed=0)
+    indices = stratified_indices(list(dataset.emotions), images, seed=0)
     samples = [dataset[int(i)] for i in indices]
     model = get_model("fer-cnn")
     inputs = model.to_input(np.stack([s.image for s in samples]))

@@ -13,7 +13,8 @@ from torch import nn
 
 import interpret_core
 from interpret_core import Attribution, AttributionMetric, Dataset, Model, Sample, hookimpl
-from interpret_core.workflows.bench import mean_ci, parse_metric_options, parse_names, stratified_selection
+from interpret_core.analysis.sampling import stratified_indices
+from interpret_core.workflows.bench import mean_ci, parse_metric_options, parse_names
 from interpret_core.cli import main
 
 torch.set_num_threads(1)
@@ -359,13 +360,13 @@ def test_mean_ci_matches_scipy_t_interval():
 
 def test_stratified_selection_is_balanced_and_seeded():
     labels = [0] * 50 + [1] * 30 + [2] * 5 + [None] * 3
-    chosen = stratified_selection(labels, 20, seed=3)
+    chosen = stratified_indices(labels, 20, seed=3)
     assert len(chosen) == 20 and len(set(chosen.tolist())) == 20
     counts = {k: sum(labels[i] == k for i in chosen) for k in (0, 1, 2, None)}
     assert counts == {0: 6, 1: 6, 2: 5, None: 3}
-    np.testing.assert_array_equal(chosen, stratified_selection(labels, 20, seed=3))
-    assert not np.array_equal(chosen, stratified_selection(labels, 20, seed=4))
-    np.testing.assert_array_equal(stratified_selection(labels, 1000, seed=0), np.arange(len(labels)))
+    np.testing.assert_array_equal(chosen, stratified_indices(labels, 20, seed=3))
+    assert not np.array_equal(chosen, stratified_indices(labels, 20, seed=4))
+    np.testing.assert_array_equal(stratified_indices(labels, 1000, seed=0), np.arange(len(labels)))
 
 
 def test_option_parsing():

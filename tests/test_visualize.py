@@ -14,7 +14,8 @@ from interpret_core import get_attribution, get_dataset, get_model
 from interpret_core.cli import main
 from interpret_core.api.errors import CapabilityError, UsageError
 from interpret_core.nn.receptive_field import receptive_field
-from interpret_core.workflows.visualize import crop_window, even_indices, unit_grids, unit_tile
+from interpret_core.analysis.sampling import even_indices
+from interpret_core.workflows.visualize import crop_window, unit_grids, unit_tile
 
 
 def _links(page: Path) -> list[str]:

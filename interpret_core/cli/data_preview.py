@@ -77,21 +77,12 @@ def draw_sample(sample, scale: int, aus: list[int], caption: str) -> "Any":
 
 
 def choose_samples(dataset, count: int, seed: int) -> list[int]:
-    """``count`` sample indices spread over the classes, drawn with ``seed``."""
-    import numpy as np
+    """``count`` sample indices spread over the classes, drawn with ``seed``, in draw order (one of each class first)."""
+    from interpret_core.analysis.sampling import stratified_indices
 
-    rng = np.random.default_rng(seed)
-    emotions = dataset.emotions
-    by_class: dict[Any, list[int]] = {}
-    for index, emotion in enumerate(emotions):
-        by_class.setdefault(emotion, []).append(index)
-    pools = [rng.permutation(indices).tolist() for _, indices in sorted(by_class.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
-    chosen: list[int] = []
-    while len(chosen) < min(count, len(emotions)):
-        for pool in pools:
-            if pool and len(chosen) < count:
-                chosen.append(pool.pop())
-    return chosen
+    if count < 1:
+        return []
+    return stratified_indices(list(dataset.emotions), count, seed, sort=False).tolist()
 
 
 def preview(dataset, out: Path, count: int = 16, seed: int = 0, scale: int = 4, columns: int | None = None) -> dict[str, Any]:

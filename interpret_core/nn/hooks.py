@@ -1,7 +1,8 @@
-"""Forward hooks as context managers with removable handles.
+"""Module hooks as context managers with removable handles.
 
-Every hook interp installs is removed in ``finally``, so the model is
-restored even when the body raises (after Zennit's ``core.py``).
+Every hook interp installs goes into a :class:`HookHandles` list used as a
+context manager, so the model is restored when the block ends, also when it
+raises (after Zennit's ``core.py``).
 """
 
 from __future__ import annotations
@@ -30,19 +31,47 @@ def resolve_layer(module: nn.Module, layer: str) -> nn.Module:
     return names[layer]
 
 
+class HookHandles:
+    """The removable handles of the hooks installed for one block; all removed on exit.
+
+    ``with HookHandles() as hooks: hooks.add(m.register_forward_hook(f))`` --
+    when the block ends (normally or by an exception) every handle is removed,
+    last first, so the module is as it was. :meth:`remove` may also be called
+    early; removing twice is harmless.
+    """
+
+    def __init__(self, *handles: Any) -> None:
+        self._handles: list[Any] = list(handles)
+
+    def add(self, handle: Any) -> Any:
+        """Keep ``handle`` (anything with ``remove()``, e.g. torch's ``RemovableHandle``); returns it."""
+        self._handles.append(handle)
+        return handle
+
+    def remove(self) -> None:
+        """Remove every handle kept so far."""
+        while self._handles:
+            self._handles.pop().remove()
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def __enter__(self) -> HookHandles:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
 @contextlib.contextmanager
 def forward_hooks(
     module: nn.Module, hooks: dict[str, Callable[[nn.Module, Any, Any], Any]]
 ) -> Iterator[None]:
     """Install ``{layer: hook(module, inputs, output)}`` forward hooks for the block's duration."""
-    handles = []
-    try:
+    with HookHandles() as handles:
         for layer, hook in hooks.items():
-            handles.append(resolve_layer(module, layer).register_forward_hook(hook))
+            handles.add(resolve_layer(module, layer).register_forward_hook(hook))
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextlib.contextmanager

@@ -246,7 +246,7 @@ def receptive_field(module: nn.Module, layer: str, input_size: tuple[int, int, i
     """
     import torch
 
-    from interpret_core.nn.hooks import resolve_layer
+    from interpret_core.nn.hooks import HookHandles, resolve_layer
 
     target = resolve_layer(module, layer)
     channels, height, width = (int(v) for v in input_size)
@@ -259,20 +259,19 @@ def receptive_field(module: nn.Module, layer: str, input_size: tuple[int, int, i
 
     modes = {m: m.training for m in module.modules()}
     tracer = _make_tracer()
-    handle = target.register_forward_hook(hook)
-    try:
-        module.eval()
-        parameter = next(module.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-        dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
-        probe = torch.zeros(1, channels, height, width, device=device, dtype=dtype)
-        with torch.no_grad(), tracer:
-            tracer.set(probe, (_Axis(0, 1, 1), _Axis(0, 1, 1)))
-            module(probe)
-    finally:
-        handle.remove()
-        for m, training in modes.items():
-            m.train(training)
+    with HookHandles(target.register_forward_hook(hook)):
+        try:
+            module.eval()
+            parameter = next(module.parameters(), None)
+            device = parameter.device if parameter is not None else torch.device("cpu")
+            dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+            probe = torch.zeros(1, channels, height, width, device=device, dtype=dtype)
+            with torch.no_grad(), tracer:
+                tracer.set(probe, (_Axis(0, 1, 1), _Axis(0, 1, 1)))
+                module(probe)
+        finally:
+            for m, training in modes.items():
+                m.train(training)
 
     output = captured.get("output")
     if output is None:

@@ -28,6 +28,8 @@ from interpret_core.api.errors import WeightsError
 from interpret_core.util.io import read_json, write_bytes, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
     from interpret_core.api.interfaces import Model
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "save_weights",
     "load_weights_into",
     "sha256_file",
+    "state_dict_bytes",
+    "state_dict_sha256",
     "package_versions",
 ]
 
@@ -54,6 +58,25 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def state_dict_bytes(module: nn.Module) -> bytes:
+    """``module``'s state dict as safetensors bytes: what :func:`save_weights` writes."""
+    from safetensors.torch import save as save_tensors
+
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in module.state_dict().items()}
+    # One metadata key only: safetensors stores metadata in a hash map, so the
+    # order of several keys (and hence the file's sha256) varies between runs.
+    return save_tensors(state, metadata={"format": "pt"})
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """Hex sha256 identifying ``module``'s weights (names, dtypes, shapes and values).
+
+    It is the sha256 of the safetensors file :func:`save_weights` would write,
+    so for a model loaded from a file it equals the card's ``weights.sha256``.
+    """
+    return hashlib.sha256(state_dict_bytes(module)).hexdigest()
 
 
 def card_path(weights: str | os.PathLike) -> Path:
@@ -165,15 +188,10 @@ def save_weights(model: Model, path: str | os.PathLike, card: dict[str, Any] | N
     Returns:
         the weights path.
     """
-    from safetensors.torch import save as save_tensors
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: weights are saved as .safetensors", "give a path ending in .safetensors")
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.module.state_dict().items()}
-    # One metadata key only: safetensors stores metadata in a hash map, so the
-    # order of several keys (and hence the file's sha256) varies between runs.
-    data = save_tensors(state, metadata={"format": "pt"})
+    data = state_dict_bytes(model.module)
     write_bytes(path, data)
     full_card: dict[str, Any] = {"format": CARD_FORMAT, "format_version": CARD_VERSION}
     full_card.update(card or {})
@@ -184,7 +202,7 @@ def save_weights(model: Model, path: str | os.PathLike, card: dict[str, Any] | N
                 "file": path.name,
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "bytes": len(data),
-                "parameters": int(sum(t.numel() for n, t in state.items() if t.is_floating_point())),
+                "parameters": int(sum(t.numel() for t in model.module.state_dict().values() if t.is_floating_point())),
                 "dtype": "float32",
             },
             "versions": (card or {}).get("versions") or package_versions(),

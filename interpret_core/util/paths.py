@@ -1,8 +1,10 @@
-"""Where interp keeps its caches."""
+"""Where interp keeps its caches, and file-name-safe names."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 from interpret_core.api.errors import CacheHomeError
@@ -30,3 +32,17 @@ def cache_home() -> Path:
             "set INTERP_HOME to a writable folder, e.g. `export INTERP_HOME=$PWD/.interp-cache`",
         ) from None
     return user_home / ".cache" / "interp"
+
+
+def slug(text: str, unique: bool = True) -> str:
+    """A file-name-safe form of ``text`` (a method spec, metric, layer or model name).
+
+    Each run of characters other than letters, digits, ``.``, ``_`` and ``-``
+    becomes one ``-``. With ``unique`` (default), a changed name gets the
+    first 8 hex digits of the sha1 of ``text``, so two specs never share a
+    file; names that are already safe stay as they are.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+    if unique and safe != text:
+        safe = f"{safe[:60]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return safe

@@ -43,6 +43,9 @@ import numpy as np
 
 from interpret_core.api.errors import CapabilityError, DataError, InterpError, UsageError
 from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
+from interpret_core.analysis.sampling import stratified_indices
+from interpret_core.nn.weights import state_dict_sha256
+from interpret_core.util.paths import slug
 from interpret_core.util.progress import ProgressLike, start_task
 from interpret_core.registry.options import parse_method_spec, parse_options, split_items, split_list
 
@@ -136,51 +139,9 @@ def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE
     return result
 
 
-def stratified_selection(labels: Sequence[Any], limit: int | None, seed: int) -> np.ndarray:
-    """Indices of ``limit`` items drawn round-robin over the label groups, seeded; sorted.
-
-    Each group (one per distinct label, ``None`` included) is shuffled with
-    ``numpy.random.default_rng(seed)``; the draw takes one item from each
-    group in turn, so classes are represented as evenly as their sizes allow.
-    """
-    total = len(labels)
-    if limit is None or limit >= total:
-        return np.arange(total)
-    rng = np.random.default_rng(seed)
-    groups: dict[Any, list[int]] = {}
-    for index, label in enumerate(labels):
-        groups.setdefault(label, []).append(index)
-    keys = sorted(groups, key=lambda k: (k is None, str(k) if not isinstance(k, int) else f"{k:08d}"))
-    queues = [list(rng.permutation(groups[k])) for k in keys]
-    chosen: list[int] = []
-    while len(chosen) < limit:
-        for queue in queues:
-            if queue and len(chosen) < limit:
-                chosen.append(int(queue.pop(0)))
-    return np.array(sorted(chosen), dtype=np.int64)
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a method or metric spec (a short hash keeps it unique)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
-    if safe != text:
-        safe = f"{safe[:60]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-    return safe
-
-
 def digest(value: Any) -> str:
     """sha256 of the canonical JSON of ``value``."""
     return hashlib.sha256(json.dumps(to_jsonable(value), sort_keys=True).encode()).hexdigest()
-
-
-def module_fingerprint(module: Any) -> str:
-    """sha256 over a module's state dict (names, shapes, dtypes and values)."""
-    sha = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        array = tensor.detach().cpu().contiguous().numpy()
-        sha.update(f"{name}|{array.dtype}|{array.shape}|".encode())
-        sha.update(array.tobytes())
-    return sha.hexdigest()
 
 
 def make_method(spec: str) -> Attribution:
@@ -293,7 +254,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
     if len(dataset) == 0:
         raise DataError(f"data set {config.dataset!r} has no images", "check --data-root")
     emotions_all = list(dataset.emotions)
-    indices = stratified_selection(emotions_all, config.limit, config.seed)
+    indices = stratified_indices(emotions_all, config.limit, config.seed)
     samples = [dataset[int(i)] for i in indices]
     images = np.stack([np.asarray(s.image, dtype=np.float32) for s in samples])
     inputs = model.to_input(images)
@@ -316,7 +277,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
     key = {
         "format": FORMAT_VERSION,
         "model": config.model,
-        "model_sha256": module_fingerprint(module),
+        "model_sha256": state_dict_sha256(module),
         "dataset": config.dataset,
         "data_root": None if config.data_root is None else os.path.abspath(config.data_root),
         "limit": config.limit,

@@ -30,6 +30,7 @@ import numpy as np
 
 from interpret_core.api.errors import CapabilityError, DataError, UsageError
 from interpret_core.util.io import to_jsonable, write_json, write_text
+from interpret_core.util.paths import slug
 from interpret_core.util.progress import ProgressLike
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,7 +110,7 @@ def default_out_dir(method: str, metric: str, base: str | os.PathLike | None = N
     """A new folder ``interp-runs/<UTC timestamp>-<method>-<metric>`` (never an existing one)."""
     root = Path(base) if base is not None else Path.cwd() / RUNS_DIR
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    method, metric = _safe(method), _safe(metric)  # a spec may hold ':', '=', ',' and '('
+    method, metric = slug(method, unique=False), slug(metric, unique=False)  # a spec may hold ':', '=', ',' and '('
     candidate = root / f"{stamp}-{method}-{metric}"
     suffix = 2
     while candidate.exists():
@@ -132,17 +133,6 @@ def _prepare_out(config: RunConfig) -> Path:
             )
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def _weights_fingerprint(model: Model) -> str:
-    """SHA-256 of the model's parameters and buffers (identifies the weights of a scan)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -193,7 +183,8 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     from interpret_core.nn.hooks import resolve_layer
     from interpret_core.registry.loader import get_unit_metric
     from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data, model_name
-    from interpret_core.workflows.visualize import even_indices
+    from interpret_core.analysis.sampling import even_indices
+    from interpret_core.nn.weights import state_dict_sha256
 
     started = time.perf_counter()
     config = dataclasses.replace(config, model=model_name(config.model, config.weights))
@@ -220,7 +211,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
 
     meta = {
         "model": config.model,
-        "weights_sha256": _weights_fingerprint(model),
+        "weights_sha256": state_dict_sha256(model.module),
         "dataset": config.dataset,
         "data_root": None if config.data_root is None else os.path.abspath(config.data_root),
         "dataset_options": to_jsonable(config.dataset_options),
@@ -366,10 +357,6 @@ def _figure_key(row: dict[str, Any]) -> str:
     return f"AU{row['au']}_{row['layer']}_u{row['unit']}"
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
-
-
 def draw_unit_figures(
     model: Model,
     dataset: Dataset,
@@ -418,8 +405,8 @@ def draw_unit_figures(
             row["figure_note"] = notes.get(row["layer"], "not drawn")
             result[key] = []
         elif key not in result:
-            patches_name = f"figures/{_safe(key)}_patches.png"
-            full_name = f"figures/{_safe(key)}_full.png"
+            patches_name = f"figures/{slug(key, unique=False)}_patches.png"
+            full_name = f"figures/{slug(key, unique=False)}_full.png"
             save_png(out / patches_name, figure.rgb)
             save_png(out / full_name, figure.full_rgb)
             result[key] = [patches_name, full_name]

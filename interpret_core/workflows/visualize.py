@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interpret_core.api.errors import CapabilityError, UsageError
+from interpret_core.analysis.sampling import even_indices  # noqa: F401  (re-exported: part of this module's API)
+from interpret_core.util.paths import slug
 from interpret_core.util.progress import ProgressLike, start_task
 from interpret_core.render.imaging import diverging_rgb, grey_to_rgb, grid, heat_rgb, overlay, save_png, upscale
 
@@ -73,15 +74,6 @@ class UnitFigure:
     maxima: list[float]
     positions: list[tuple[int, int]]
     windows: list[tuple[int, int, int, int]]
-
-
-def even_indices(total: int, limit: int | None) -> np.ndarray:
-    """``limit`` indices spread evenly over ``range(total)`` (all of them without a limit)."""
-    if limit is None or limit >= total:
-        return np.arange(total, dtype=np.int64)
-    if limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {limit}", "e.g. --limit 200")
-    return np.unique(np.linspace(0, total - 1, limit).round().astype(np.int64))
 
 
 def crop_window(values: np.ndarray, window: tuple[int, int, int, int], fill: float) -> np.ndarray:
@@ -313,10 +305,6 @@ def class_overlays(
     return tiles, rows
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "layer"
-
-
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -383,7 +371,7 @@ def write_visualization(
                 f"attribution {method.name!r} cannot project units",
                 "use a method with unit projections, e.g. --method deconv or guided-backprop",
             )
-        folder = _slug(layer)
+        folder = slug(layer)
         chosen = np.arange(len(dataset), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
         # The ranking scan is the long part on a big data set: keep it, and
         # reuse it with resume=True when model, data and images match.

@@ -37,7 +37,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from interpret_core.api.errors import CapabilityError, UsageError
-from interpret_core.nn.hooks import resolve_layer
+from interpret_core.nn.hooks import HookHandles, resolve_layer
 
 RULES = ("deconv", "guided")
 
@@ -87,7 +87,6 @@ def rectifier_rules(module: nn.Module, rule: str) -> Iterator[int]:
     """
     if rule not in RULES:
         raise UsageError(f"unknown rectifier rule {rule!r}", f"use one of {', '.join(RULES)}")
-    handles: list[Any] = []
     pending: dict[int, list[torch.Tensor]] = {}
 
     def pre_hook(relu: nn.Module, args: tuple) -> tuple:
@@ -103,21 +102,20 @@ def rectifier_rules(module: nn.Module, rule: str) -> Iterator[int]:
         if isinstance(output, torch.Tensor) and output.requires_grad:
             output.register_hook(_rectify_grad)
 
-    try:
+    with HookHandles() as handles:
         count = 0
         for sub in module.modules():
             if isinstance(sub, nn.ReLU):
                 if rule == "deconv":
-                    handles.append(sub.register_forward_pre_hook(pre_hook))
-                    handles.append(sub.register_forward_hook(deconv_hook))
+                    handles.add(sub.register_forward_pre_hook(pre_hook))
+                    handles.add(sub.register_forward_hook(deconv_hook))
                 else:
-                    handles.append(sub.register_forward_hook(guided_hook))
+                    handles.add(sub.register_forward_hook(guided_hook))
                 count += 1
-        yield count
-    finally:
-        for handle in handles:
-            handle.remove()
-        pending.clear()
+        try:
+            yield count
+        finally:
+            pending.clear()
 
 
 # -- detecting rectifications the rule cannot see ---------------------------------
@@ -172,7 +170,6 @@ def _probe_rectifiers(module: nn.Module, sample: torch.Tensor, method: str) -> N
     if not relus:
         raise CapabilityError(f"{method}: {model_name} has no nn.ReLU modules, so the method has no rule to apply", hint)
     spy = _RectifierSpy()
-    handles = []
     names = {m: n for n, m in module.named_modules()}
 
     def enter(m: nn.Module, _args: Any) -> None:
@@ -186,15 +183,12 @@ def _probe_rectifiers(module: nn.Module, sample: torch.Tensor, method: str) -> N
         if isinstance(m, nn.ReLU):
             spy.inside_relu -= 1
 
-    try:
+    with HookHandles() as handles:
         for m in module.modules():
-            handles.append(m.register_forward_pre_hook(enter))
-            handles.append(m.register_forward_hook(leave))
+            handles.add(m.register_forward_pre_hook(enter))
+            handles.add(m.register_forward_hook(leave))
         with torch.no_grad(), spy:
             module(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
     if spy.hidden:
         found = ", ".join(f"{k} (x{v})" for k, v in sorted(spy.hidden.items()))
         raise CapabilityError(
@@ -209,15 +203,13 @@ class _Stop(Exception):
     """Raised by a hook to end the forward pass once the layer has its output."""
 
 
-def _run_until_stop(module: nn.Module, x: torch.Tensor, handles: list) -> None:
-    """Run ``module(x)``; a hook raising :class:`_Stop` ends it early. The hooks are always removed."""
-    try:
-        module(x)
-    except _Stop:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
+def _run_until_stop(module: nn.Module, x: torch.Tensor, hooks: HookHandles) -> None:
+    """Run ``module(x)``; a hook raising :class:`_Stop` ends it early. ``hooks`` are removed after."""
+    with hooks:
+        try:
+            module(x)
+        except _Stop:
+            pass
 
 
 def forward_to(module: nn.Module, x: torch.Tensor, layer: str, stop: bool = True) -> torch.Tensor:
@@ -238,7 +230,7 @@ def forward_to(module: nn.Module, x: torch.Tensor, layer: str, stop: bool = True
         if stop:
             raise _Stop
 
-    _run_until_stop(module, x, [target.register_forward_hook(hook)])
+    _run_until_stop(module, x, HookHandles(target.register_forward_hook(hook)))
     if box["calls"] > 1:
         raise UsageError(
             f"layer {layer!r} ({type(target).__name__}) is called {box['calls']} times in one forward pass, "
@@ -343,6 +335,27 @@ def plan_units(module: nn.Module, layer: str, input_size: tuple[int, int, int], 
     return UnitPlan((ch, cw), rf.stride, rf.start, rf.size, False)
 
 
+@dataclasses.dataclass(frozen=True)
+class Projection:
+    """What one :func:`project_units` call projects through, and its memory budget."""
+
+    module: nn.Module
+    layer: str
+    rule: str  # "deconv" or "guided"
+    max_batch: int | None = None  # (image, unit) pairs or images per pass; None: from max_memory_mb
+    max_memory_mb: float = 256.0
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitPeaks:
+    """Where each (image, unit) projection starts: the unit's argmax and the signal seeded there."""
+
+    units: torch.Tensor  # long [U], channel indices of the layer
+    rows: torch.Tensor  # long [N, U], argmax row in the layer's output grid
+    cols: torch.Tensor  # long [N, U], argmax column
+    weights: torch.Tensor  # [N, U], what is backpropagated from the argmax (1 or the activation)
+
+
 def _crop_starts(pos: torch.Tensor, start: int, size: int, stride: int, crop: int, extent: int) -> torch.Tensor:
     """Stride-aligned crop start for output positions ``pos`` along one axis."""
     window_start = (start + pos * stride).clamp_min(0)
@@ -394,6 +407,8 @@ def project_units(
     map_w = activations.shape[3]
     rows, cols = torch.div(flat, map_w, rounding_mode="floor"), flat % map_w
     weights = peak if scale == "activation" else torch.ones_like(peak)
+    job = Projection(module, layer, rule, max_batch, max_memory_mb)
+    peaks = UnitPeaks(unit_index, rows, cols, weights)
 
     plan = plan_units(module, layer, (channels, height, width), crop)
     # (image, unit) pairs, image-major: pair p = image * U + unit position.
@@ -403,7 +418,7 @@ def project_units(
     flat_result = result.view(n * u_count, channels, height, width)
 
     if plan.whole:
-        _project_whole(module, x, layer, rule, unit_index, rows, cols, weights, result, max_batch, max_memory_mb)
+        _project_whole(job, x, peaks, result)
         return result
 
     ch, cw = plan.crop
@@ -418,7 +433,7 @@ def project_units(
     # instead, and backpropagate through the preprocessing on whole images.
     entry, prefix = _entry_conv(module, x[:1])
     if prefix and entry is None:
-        _project_whole(module, x, layer, rule, unit_index, rows, cols, weights, result, max_batch, max_memory_mb)
+        _project_whole(job, x, peaks, result)
         return result
     source = x
     if prefix:
@@ -464,7 +479,7 @@ def project_units(
                     (grad_images,) = torch.autograd.grad(_entry_input(module, entry, images), images, grad_source)
         if not exact:
             result.zero_()
-            _project_whole(module, x, layer, rule, unit_index, rows, cols, weights, result, max_batch, max_memory_mb)
+            _project_whole(job, x, peaks, result)
             return result
         pair = torch.arange(begin, begin + b, device=x.device)
         if prefix:
@@ -493,9 +508,9 @@ def _entry_conv(module: nn.Module, sample: torch.Tensor) -> tuple[nn.Module | No
         box["conv"], box["input"] = conv, args[0]
         raise _Stop
 
-    handles = [m.register_forward_pre_hook(pre_hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    hooks = HookHandles(*(m.register_forward_pre_hook(pre_hook) for m in module.modules() if isinstance(m, nn.Conv2d)))
     with torch.no_grad():
-        _run_until_stop(module, sample, handles)
+        _run_until_stop(module, sample, hooks)
     if "conv" not in box:
         found: tuple[nn.Module | None, bool] = (None, True)
     elif box["input"] is sample:
@@ -516,7 +531,7 @@ def _entry_input(module: nn.Module, entry: nn.Module, x: torch.Tensor) -> torch.
         box["input"] = args[0]
         raise _Stop
 
-    _run_until_stop(module, x, [entry.register_forward_pre_hook(pre_hook)])
+    _run_until_stop(module, x, HookHandles(entry.register_forward_pre_hook(pre_hook)))
     return box["input"]
 
 
@@ -531,41 +546,30 @@ def _replace_input(entry: nn.Module, replacement: torch.Tensor) -> Iterator[None
         used[0] = True
         return (replacement, *args[1:])
 
-    handle = entry.register_forward_pre_hook(pre_hook)
-    try:
+    with HookHandles(entry.register_forward_pre_hook(pre_hook)):
         yield
-    finally:
-        handle.remove()
 
 
-def _project_whole(
-    module: nn.Module,
-    x: torch.Tensor,
-    layer: str,
-    rule: str,
-    unit_index: torch.Tensor,
-    rows: torch.Tensor,
-    cols: torch.Tensor,
-    weights: torch.Tensor,
-    result: torch.Tensor,
-    max_batch: int | None,
-    max_memory_mb: float,
-) -> None:
-    """Whole images: one forward pass per image chunk, one backward per unit (graph retained)."""
+def _project_whole(job: Projection, x: torch.Tensor, peaks: UnitPeaks, result: torch.Tensor) -> None:
+    """Whole images: one forward pass per image chunk, one backward per unit (graph retained).
+
+    Fills ``result`` [N, U, C, H, W] in place.
+    """
     n = x.shape[0]
-    per_image = _activation_bytes(module, x[:1], layer)
-    image_chunk = max_batch or max(1, int(max_memory_mb * 2**20 // max(per_image * 3, 1)))
+    per_image = _activation_bytes(job.module, x[:1], job.layer)
+    image_chunk = job.max_batch or max(1, int(job.max_memory_mb * 2**20 // max(per_image * 3, 1)))
+    unit_count = peaks.units.numel()
     for begin in range(0, n, image_chunk):
         part = slice(begin, begin + image_chunk)
         xs = x[part].detach().clone().requires_grad_(True)
         b = xs.shape[0]
-        with torch.enable_grad(), rectifier_rules(module, rule):
-            out = forward_to(module, xs, layer)
+        with torch.enable_grad(), rectifier_rules(job.module, job.rule):
+            out = forward_to(job.module, xs, job.layer)
             arange = torch.arange(b, device=x.device)
-            for k in range(unit_index.numel()):
-                picked = out[arange, unit_index[k], rows[part, k], cols[part, k]]
+            for k in range(unit_count):
+                picked = out[arange, peaks.units[k], peaks.rows[part, k], peaks.cols[part, k]]
                 (grad,) = torch.autograd.grad(
-                    picked, xs, grad_outputs=weights[part, k].to(picked.dtype), retain_graph=k + 1 < unit_index.numel()
+                    picked, xs, grad_outputs=peaks.weights[part, k].to(picked.dtype), retain_graph=k + 1 < unit_count
                 )
                 result[part, k] = grad
 
@@ -573,21 +577,17 @@ def _project_whole(
 def _activation_bytes(module: nn.Module, x: torch.Tensor, layer: str) -> int:
     """Bytes of all module outputs of one forward pass of ``x`` up to ``layer``."""
     total = [0]
-    handles = []
 
     def hook(_m: nn.Module, _a: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor):
             total[0] += out.numel() * out.element_size()
 
-    try:
+    with HookHandles() as handles:
         for m in module.modules():
             if not list(m.children()):
-                handles.append(m.register_forward_hook(hook))
+                handles.add(m.register_forward_hook(hook))
         with torch.no_grad():
             forward_to(module, x, layer)
-    finally:
-        for handle in handles:
-            handle.remove()
     return max(total[0], x.numel() * x.element_size())
 
 
