@@ -192,6 +192,16 @@ def test_landmark_of_1e12_skips_the_frame(release, home, capsys):
     _assert_strict_fails(capsys, release, home, relative, "malformed-landmarks")
 
 
+def test_alignment_of_absurd_landmarks_does_not_overflow():
+    from interp_datasets.alignment import align_from_landmarks
+    from test_ckplus import draw_face, face_landmarks
+
+    frame = draw_face(face_landmarks())
+    absurd = face_landmarks(eye_distance=1e12, centre=(320.0, 200.0))
+    crop = align_from_landmarks(absurd, 64).image(frame)  # raised OverflowError in Image.reduce before
+    assert crop.shape == (64, 64) and crop.dtype == np.uint8
+
+
 @pytest.mark.parametrize(
     "rows, warning, reason",
     [

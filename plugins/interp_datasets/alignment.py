@@ -99,8 +99,8 @@ class Alignment:
         return max(1, int(math.floor(1.0 / self.scale))) if self.scale > 0 else 1
 
     def _warp(self, picture: Image.Image, fill: int) -> Image.Image:
-        # A face far larger than the frame (absurd landmarks) would ask for a
-        # reduction beyond the frame's size, which Pillow cannot do.
+        # Image.reduce takes a C int: absurd landmarks (a face 1e12 pixels wide)
+        # would overflow it, and reducing beyond the frame's size gains nothing.
         reduction = min(self._reduction(), *picture.size)
         if reduction > 1:
             picture = picture.reduce(reduction)
