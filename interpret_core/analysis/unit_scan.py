@@ -220,7 +220,7 @@ def scan_units(
     if len(set(layers)) != len(layers):
         raise UsageError(f"layers repeat: {layers}", "name each layer once")
     for layer in layers:
-        resolve_layer(model.module, layer)  # a clear error before any work
+        resolve_layer(model.module, layer, model.layers)  # a clear error before any work
     if batch_size < 1 or top_k < 1:
         raise UsageError(f"batch_size and top_k must be >= 1 (got {batch_size}, {top_k})", "pass positive values")
     if indices is None:

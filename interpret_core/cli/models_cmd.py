@@ -29,7 +29,11 @@ def model_rows() -> list[dict[str, Any]]:
             options: dict[str, Any] = {}
             if card is not None:
                 options = {"class_names": card["architecture"]["class_names"], "input_size": tuple(card["architecture"]["input_size"])}
-            model = cls(**options)  # untrained: layers and parameter count only
+            model = cls(**options)  # layers and parameter count only; shipped weights are not loaded
+            if card is None and getattr(model, "card", None) is not None:
+                # A plugin that loads weights of its own sets their card itself.
+                card = dict(model.card)
+                path = card.get("path")
             row.update(
                 layers=list(model.layers),
                 input_size=list(model.input_size),
@@ -37,6 +41,7 @@ def model_rows() -> list[dict[str, Any]]:
                 parameters=int(sum(p.numel() for p in model.module.parameters())),
                 weights_path=None if path is None else str(path),
                 card_path=None if path is None else str(card_path(path)),
+                trained=card is not None,
                 card=card,
                 mean_accuracy=None if card is None else (card.get("metrics") or {}).get("mean_accuracy"),
                 std_accuracy=None if card is None else (card.get("metrics") or {}).get("std_accuracy"),
@@ -69,14 +74,15 @@ def _render(rows: list[dict[str, Any]]):
         trained_on = "-"
         if card is not None:
             data = card.get("dataset") or {}
-            trained_on = f"{data.get('name', '?')} ({data.get('samples', '?')} crops, {data.get('subjects', '?')} subjects)"
+            counts = [f"{data[k]} {word}" for k, word in (("samples", "crops"), ("subjects", "subjects")) if data.get(k) is not None]
+            trained_on = f"{data.get('name', '?')}" + (f" ({', '.join(counts)})" if counts else "")
         table.add_row(
             row["name"],
             ", ".join(row["layers"]),
             "x".join(str(v) for v in row["input_size"]),
             str(len(row["class_names"])),
             f"{row['parameters']:,}",
-            "untrained (none shipped)" if row.get("weights_path") is None else row["weights_path"].rsplit("/", 1)[-1],
+            ("untrained (none shipped)" if card is None else "the plugin's own") if row.get("weights_path") is None else row["weights_path"].rsplit("/", 1)[-1],
             accuracy,
             trained_on,
         )

@@ -18,16 +18,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 
-def resolve_layer(module: nn.Module, layer: str) -> nn.Module:
-    """The submodule called ``layer`` (a dotted name from ``named_modules()``)."""
+def resolve_layer(module: nn.Module, layer: str, layers: Sequence[str] | None = None) -> nn.Module:
+    """The submodule called ``layer`` (a dotted name from ``named_modules()``).
+
+    ``layers`` (a model's ``Model.layers``) is what an unknown name's error
+    lists; any other dotted module name is still accepted.
+    """
     names = dict(module.named_modules())
     if layer not in names:
         import difflib
 
         candidates = [n for n in names if n]
-        close = difflib.get_close_matches(layer, candidates, n=1)
+        listed = list(layers) if layers else candidates
+        close = difflib.get_close_matches(layer, listed, n=1) or difflib.get_close_matches(layer, candidates, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "use one of the model's layers (`interp models`)"
-        raise UsageError(f"model has no layer {layer!r}; layers: {', '.join(candidates)}", hint)
+        if layers:
+            hint += "; any dotted module name of the network (named_modules()) also works"
+            raise UsageError(f"model has no layer {layer!r}; its layers: {', '.join(listed)}", hint)
+        raise UsageError(f"model has no layer {layer!r}; modules: {', '.join(candidates)}", hint)
     return names[layer]
 
 

@@ -253,14 +253,17 @@ def load_weights_into(model: Model, weights: str | os.PathLike | None) -> None:
     """Load ``weights`` (or the plugin's shipped default) into ``model``; set ``model.card``.
 
     ``weights=None`` loads ``model.default_weights`` when the plugin ships a
-    file; when it ships none (or the shipped card is for other class names or
-    input size than the model was built with) the model stays untrained and
-    ``model.card`` is None (the latter case warns).
+    file. When it ships none, a card the plugin set itself while building
+    (a plugin that loads its own weights, e.g. from an option) is kept: the
+    model counts as trained. Otherwise (or when the shipped card is for other
+    class names or input size than the model was built with) the model stays
+    untrained and ``model.card`` is None (the latter case warns).
     """
     if weights is None:
         path = default_weights_path(model.default_weights)
         if path is None:
-            model.card = None
+            # The plugin's own card (set in build() or __init__), or None.
+            model.card = getattr(model, "card", None)
             return
         card = read_card(path)
         try:

@@ -376,17 +376,25 @@ def open_dataset(
     return get_dataset(name, **kwargs)
 
 
-def get_model(name: str, weights: str | os.PathLike | None = None, seed: int = 0, **options: Any) -> Model:
+def get_model(name: str | None, weights: str | os.PathLike | None = None, seed: int = 0, **options: Any) -> Model:
     """Instantiate model ``name``, load ``weights`` (or its shipped default), eval mode.
 
     ``weights`` is a ``.safetensors`` file with its model card beside it
-    (same stem, ``.json``). Without ``weights`` the plugin's shipped default
-    weights are loaded if it has any; otherwise the model stays untrained
-    (``model.card is None``), initialised from ``seed`` so that the same seed
-    gives the same network. The caller's torch RNG state is left untouched.
+    (same stem, ``.json``). ``name=None`` takes the model name from that card
+    (``architecture.model``), so weights alone say what they are. Without
+    ``weights`` the plugin's shipped default weights are loaded if it has
+    any; otherwise the model stays untrained (``model.card is None``, unless
+    the plugin loaded weights of its own and set their card), initialised
+    from ``seed`` so that the same seed gives the same network. The caller's
+    torch RNG state is left untouched. ``options`` go to the plugin's
+    constructor (``--model-option`` on the command line).
     """
     from interpret_core.nn.weights import default_weights_path, load_weights_into, read_card
 
+    if name is None:
+        if weights is None:
+            raise UsageError("no model named and no weights given", "pass --model NAME, or --weights FILE.safetensors (its card names the model)")
+        name = str(read_card(weights)["architecture"]["model"])
     # Without explicit class_names / input_size the model is built as the
     # weights' card describes it (so 7-class weights load as a 7-class model);
     # explicit options that disagree with the card are refused at load time.

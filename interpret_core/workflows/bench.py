@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from interpret_core.api.class_names import match_classes
 from interpret_core.api.errors import CapabilityError, DataError, InterpError, UsageError
 from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
 from interpret_core.analysis.sampling import stratified_indices
@@ -209,6 +210,9 @@ class Prepared:
     subjects: list[str]
     key: dict[str, Any]  # what makes this selection, model and data unique
     key_hash: str
+    # Each image's label as a *model* class index (matched by name), None if unlabelled or unmatched.
+    labels: list[int | None] = dataclasses.field(default_factory=list)
+    unmatched_classes: list[str] = dataclasses.field(default_factory=list)
 
 
 def union_mask(sample: Any, shape: tuple[int, int]) -> np.ndarray | None:
@@ -256,6 +260,10 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
     emotions_all = list(dataset.emotions)
     indices = stratified_indices(emotions_all, config.limit, config.seed)
     samples = [dataset[int(i)] for i in indices]
+    class_match = match_classes(model.class_names, dataset.class_names)
+    unmatched = class_match.warning(f"model {config.model!r}", f"data set {config.dataset!r}")
+    if unmatched and warn:
+        warn(unmatched)
     images = np.stack([np.asarray(s.image, dtype=np.float32) for s in samples])
     inputs = model.to_input(images)
     height, width = inputs.shape[-2:]
@@ -296,6 +304,8 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
         subjects=[s.subject for s in samples],
         key=key,
         key_hash=digest(key),
+        labels=[class_match.model_index(s.emotion) for s in samples],
+        unmatched_classes=list(class_match.unmatched_dataset),
     )
 
 
@@ -577,8 +587,10 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
         rows[spec] = row
     cells_task.close()
     targets = prepared.targets.numpy()
-    labelled = [(int(t), e) for t, e in zip(targets, prepared.emotions) if e is not None]
-    accuracy = float(np.mean([t == e for t, e in labelled])) if labelled else None
+    # Labels are data-set classes mapped to the model's by name (never by index);
+    # images whose class the model lacks do not count.
+    labelled = [(int(t), label) for t, label in zip(targets, prepared.labels) if label is not None]
+    accuracy = float(np.mean([t == label for t, label in labelled])) if labelled else None
     result = {
         "command": "bench",
         "out": str(out),
@@ -603,6 +615,9 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
             "indices": prepared.indices.tolist(),
             "subjects": sorted(set(prepared.subjects)),
             "accuracy_on_selection": accuracy,
+            "accuracy_classes_matched_by": "name",
+            "n_labelled_matched": len(labelled),
+            "unmatched_classes": list(prepared.unmatched_classes),
         },
         "metrics": {
             name: {

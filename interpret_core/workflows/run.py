@@ -198,7 +198,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     )
     layers = list(config.layers) if config.layers else list(model.layers)
     for layer in layers:
-        resolve_layer(model.module, layer)
+        resolve_layer(model.module, layer, model.layers)
     if len(dataset) == 0:
         raise DataError(f"data set {config.dataset!r} has no samples", "check --data-root")
     if metric.needs_aus and not dataset.au_presence()[0]:

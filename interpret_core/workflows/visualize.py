@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,16 +247,21 @@ def class_overlays(
 
     tiles: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
+    from interpret_core.api.class_names import match_classes
+
     class_names = list(model.class_names)
     # A sample's emotion indexes the data set's classes, which may differ from the
-    # model's (e.g. a 7-class data set with an 8-class model): map them by name.
+    # model's (CK+'s "anger" is FER2013's "angry"): map them by name, through the
+    # one synonym table, and say which classes have no counterpart.
     dataset_names = list(dataset.class_names)
-    model_index = {name: i for i, name in enumerate(class_names)}
-
-    def model_class(emotion: int | None) -> int | None:
-        if emotion is None or not 0 <= emotion < len(dataset_names):
-            return None
-        return model_index.get(dataset_names[emotion])
+    class_match = match_classes(class_names, dataset_names)
+    model_class = class_match.model_index
+    if target == "label" and class_match.unmatched_dataset:
+        warnings.warn(
+            (class_match.warning(f"model {model.name!r}", f"data set {dataset.name!r}") or "")
+            + "; images of those classes are explained for the predicted class",
+            stacklevel=2,
+        )
 
     for begin in range(0, len(indices), batch_size):
         chunk = [int(i) for i in indices[begin : begin + batch_size]]
