@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import interpret_core
-from interpret_core import EMOTIONS, Attribution, Dataset, Model, Sample, UsageError, get_model, hookimpl
+from interp_datasets.emotions import EMOTIONS
+from interpret_core import Attribution, Dataset, Model, Sample, UsageError, get_model, hookimpl
 from interpret_core.api.class_names import EMOTION_SYNONYMS, canonical_emotion, match_classes
 from interpret_core.nn.weights import default_weights_path, save_weights
 

