@@ -33,18 +33,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import math
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from interpret_core.api.errors import DataError, UsageError
 from interpret_core.util.io import read_json, write_json
+from interpret_core.util.progress import Progress, TaskId
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -434,7 +436,7 @@ def _fit(
                     group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step_index, total_steps) / total_steps))
             step_index += 1
             if config.augment:
-                images = augment_batch(images, generator)
+                images = cast("torch.Tensor", augment_batch(images, generator))  # no masks: one tensor back
             loss = F.cross_entropy(module(images), targets[batch], weight=weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -493,137 +495,6 @@ def _fold_file(out: Path, index: int) -> Path:
     return out / "folds" / f"fold-{index:02d}.json"
 
 
-def _run_fold(
-    fold_index: int,
-    fold_test: np.ndarray,
-    fold_train: np.ndarray,
-    inputs: torch.Tensor,
-    labels: np.ndarray,
-    subjects: np.ndarray,
-    class_names: list[str],
-    config: TrainConfig,
-    on_epoch: Callable[[dict[str, Any]], None] | None,
-) -> dict[str, Any]:
-    started = time.perf_counter()
-    torch_seed, rng = _seeds(config.seed, fold_index)
-    train_subjects = sorted(set(subjects[fold_train].tolist()))
-    test_subjects = sorted(set(subjects[fold_test].tolist()))
-    fit_subjects, val_subjects = _inner_split(train_subjects, config.val_fraction, rng)
-    val_set = set(val_subjects)
-    is_val = np.array([s in val_set for s in subjects[fold_train].tolist()], dtype=bool)
-    fit_idx, val_idx = fold_train[~is_val], fold_train[is_val]
-    import torch
-
-    model = _build_model(config, class_names, torch_seed)
-    fit = _fit(
-        model, inputs[torch.from_numpy(fit_idx)], labels[fit_idx], config, torch_seed, config.epochs,
-        val_inputs=inputs[torch.from_numpy(val_idx)], val_labels=labels[val_idx], on_epoch=on_epoch,
-    )
-    predicted, _ = _predict(model.module, inputs[torch.from_numpy(fold_test)])
-    true = labels[fold_test]
-    matrix = confusion_matrix(true, predicted, len(class_names))
-    return {
-        "fold": fold_index,
-        "accuracy": float(np.mean(predicted == true)) if len(true) else None,
-        "balanced_accuracy": _balanced_accuracy(matrix),
-        "confusion_matrix": matrix.tolist(),
-        "n_train": int(len(fit_idx)),
-        "n_validation": int(len(val_idx)),
-        "n_test": int(len(fold_test)),
-        "train_subjects": train_subjects,
-        "fit_subjects": fit_subjects,
-        "validation_subjects": val_subjects,
-        "test_subjects": test_subjects,
-        "best_epoch": fit["best_epoch"],
-        "epochs_run": fit["epochs_run"],
-        "history": fit["history"],
-        "seconds": time.perf_counter() - started,
-    }
-
-
-def _folds_in_process(pending, inputs, labels, subjects, class_names, config, on_start, on_epoch):
-    """Yield (fold index, record) for each pending fold, one after the other, in this process."""
-    for fold_index, train_pos, test_pos in pending:
-        on_start(fold_index)
-        record = _run_fold(
-            fold_index, test_pos, train_pos, inputs, labels, subjects, class_names, config,
-            lambda r, _f=fold_index: on_epoch(_f, r),
-        )
-        yield fold_index, record
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(inputs: np.ndarray, labels: np.ndarray, subjects: np.ndarray, class_names: list[str], config: TrainConfig, queue: Any) -> None:
-    import torch
-
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    torch.use_deterministic_algorithms(True)
-    _WORKER.update(inputs=torch.from_numpy(inputs), labels=labels, subjects=subjects, class_names=class_names, config=config, queue=queue)
-
-
-def _worker_fold(fold_index: int, train_pos: np.ndarray, test_pos: np.ndarray) -> tuple[int, dict[str, Any]]:
-    w = _WORKER
-    w["queue"].put(("start", fold_index, None))
-    record = _run_fold(
-        fold_index, test_pos, train_pos, w["inputs"], w["labels"], w["subjects"], w["class_names"], w["config"],
-        lambda r: w["queue"].put(("epoch", fold_index, r)),
-    )
-    return fold_index, record
-
-
-def _folds_in_workers(pending, workers, inputs, labels, subjects, class_names, config, on_start, on_epoch):
-    """Yield (fold index, record) as worker processes finish the pending folds.
-
-    Each fold is seeded on its own and runs with ``config.threads`` threads
-    either way, so the records equal those of :func:`_folds_in_process`
-    (tested). Workers are spawned (never forked: a forked OpenMP runtime can
-    hang), so a script that calls :func:`train` with ``jobs > 1`` needs the
-    usual ``if __name__ == "__main__":`` guard.
-    """
-    import multiprocessing
-    import queue as queue_module
-
-    context = multiprocessing.get_context("spawn")
-    events = context.Queue()
-    pool = context.Pool(
-        workers,
-        initializer=_worker_init,
-        initargs=(inputs.numpy(), labels, subjects, class_names, config, events),
-    )
-
-    def drain() -> None:
-        while True:
-            try:
-                kind, fold_index, record = events.get_nowait()
-            except queue_module.Empty:
-                return
-            if kind == "start":
-                on_start(fold_index)
-            else:
-                on_epoch(fold_index, record)
-
-    try:
-        remaining = [pool.apply_async(_worker_fold, fold) for fold in pending]
-        while remaining:
-            drain()
-            done = [r for r in remaining if r.ready()]
-            if not done:
-                time.sleep(0.05)
-                continue
-            for result in done:
-                remaining.remove(result)
-                fold_index, record = result.get()
-                drain()
-                yield fold_index, record
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
-
-
 def _summarise(folds: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
     accuracies = np.array([f["accuracy"] for f in folds if f["accuracy"] is not None], dtype=np.float64)
     balanced = np.array([f["balanced_accuracy"] for f in folds if f["balanced_accuracy"] is not None], dtype=np.float64)
@@ -645,6 +516,401 @@ def _summarise(folds: list[dict[str, Any]], class_names: list[str]) -> dict[str,
     }
 
 
+# -- one training run, step by step ------------------------------------------------------
+
+
+@dataclasses.dataclass
+class LabelledData:
+    """The labelled crops one training run uses (after ``config.subjects``).
+
+    Attributes:
+        indices: int64 [N], data-set index of each crop.
+        images: float32 [N, H, W].
+        labels: int64 [N], emotion class of each crop.
+        subjects: object [N], subject id of each crop.
+        class_names: the data set's classes (what ``labels`` index).
+        info: the ``dataset`` record of ``metrics.json`` and the card
+            (name, root, options, counts, ``sha256`` of pixels, labels and subjects).
+    """
+
+    indices: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    class_names: list[str]
+    info: dict[str, Any]
+
+
+def _labelled_data(dataset: Dataset, config: TrainConfig) -> LabelledData:
+    """Step 1: the labelled crops of ``dataset``, limited to the first ``config.subjects`` subjects."""
+    class_names = list(dataset.class_names)
+    indices, images, labels, subjects = load_labelled_arrays(dataset)
+    if config.subjects is not None:
+        unique = sorted(set(subjects.tolist()))
+        if config.subjects > len(unique):
+            raise UsageError(
+                f"--subjects {config.subjects} but the data set has {len(unique)} subjects with labelled samples",
+                f"choose at most {len(unique)}",
+            )
+        keep = np.isin(subjects, np.asarray(unique[: config.subjects], dtype=object))
+        indices, images, labels, subjects = indices[keep], images[keep], labels[keep], subjects[keep]
+    info = {
+        "name": getattr(dataset, "name", config.dataset),
+        "data_root": config.data_root,
+        "options": dict(config.dataset_options),
+        "subject_subset": config.subjects,
+        "samples": int(len(labels)),
+        "subjects": int(len(set(subjects.tolist()))),
+        "class_names": class_names,
+        "class_counts": np.bincount(labels, minlength=len(class_names)).tolist(),
+        "sha256": _fingerprint_data(images, labels, subjects),
+    }
+    return LabelledData(indices, images, labels, subjects, class_names, info)
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldSplit:
+    """One outer fold: positions into :class:`LabelledData` (not data-set indices)."""
+
+    index: int
+    train: np.ndarray  # int64 positions of the fold's training crops (fit + inner validation)
+    test: np.ndarray  # int64 positions of its test crops
+
+
+def _fold_splits(dataset: Dataset, config: TrainConfig, data: LabelledData) -> list[FoldSplit]:
+    """Step 2: the subject-independent folds.
+
+    Folds split every sample's subject (subject_kfold), restricted to labelled
+    samples; with a subject subset, subject_kfold on the subset.
+    """
+    from interpret_core.analysis.splits import subject_kfold
+
+    if config.subjects is not None:
+        return [FoldSplit(f.index, f.train, f.test) for f in subject_kfold(data.subjects.tolist(), k=config.folds, seed=config.seed)]
+    labelled_position = {int(i): p for p, i in enumerate(data.indices.tolist())}
+
+    def positions(indices: np.ndarray) -> np.ndarray:
+        return np.array([labelled_position[int(i)] for i in indices if int(i) in labelled_position], dtype=np.int64)
+
+    return [
+        FoldSplit(fold.index, positions(fold.train), positions(fold.test))
+        for fold in subject_kfold(list(dataset.subjects), k=config.folds, seed=config.seed)
+    ]
+
+
+def _earlier_folds(out: Path, resume: bool, overwrite: bool) -> list[Path]:
+    """Step 3a: the fold files an earlier run left in ``out`` (none after ``overwrite``, which deletes them)."""
+    folds_dir = out / "folds"
+    existing = sorted(folds_dir.glob("fold-*.json")) if folds_dir.is_dir() else []
+    if existing and not (resume or overwrite):
+        raise UsageError(
+            f"{out} already holds {len(existing)} finished fold(s) of a training run",
+            "pass --resume to continue it, --overwrite to start again, or choose another --out",
+        )
+    if overwrite:
+        for path in existing + [out / "metrics.json", out / "model.safetensors", out / "model.json"]:
+            path.unlink(missing_ok=True)
+        return []
+    return existing
+
+
+def _resumed_folds(existing: list[Path], fingerprint: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Step 3b: the finished fold records to reuse; UsageError naming the field if one is of another recipe or data."""
+    results: dict[int, dict[str, Any]] = {}
+    for path in existing:
+        record = read_json(path)
+        if record.get("fingerprint") != fingerprint:
+            field = _first_difference(record.get("fingerprint") or {}, fingerprint)
+            raise UsageError(
+                f"{path} was made by a different recipe or data ({field} differs), so --resume cannot reuse it",
+                "rerun with the original options, or pass --overwrite to start again",
+            )
+        results[int(record["fold"])] = record
+    return results
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldJob:
+    """What training any fold needs besides its split; sent once to each worker process.
+
+    Attributes:
+        inputs: float32 [N, C, H, W], the model's inputs for :attr:`LabelledData.images`.
+        labels: int64 [N]; subjects: object [N]; class_names: the classes.
+        config: the recipe.
+    """
+
+    inputs: np.ndarray
+    labels: np.ndarray
+    subjects: np.ndarray
+    class_names: list[str]
+    config: TrainConfig
+
+    def tensor(self) -> torch.Tensor:
+        """:attr:`inputs` as a torch tensor (no copy)."""
+        import torch
+
+        return torch.from_numpy(self.inputs)
+
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+def _run_fold(job: FoldJob, split: FoldSplit, on_epoch: EpochCallback | None) -> dict[str, Any]:
+    """Train and test one fold; returns its record (``folds/fold-NN.json`` without the fingerprint)."""
+    import torch
+
+    started = time.perf_counter()
+    config, subjects, labels, inputs = job.config, job.subjects, job.labels, job.tensor()
+    torch_seed, rng = _seeds(config.seed, split.index)
+    train_subjects = sorted(set(subjects[split.train].tolist()))
+    test_subjects = sorted(set(subjects[split.test].tolist()))
+    fit_subjects, val_subjects = _inner_split(train_subjects, config.val_fraction, rng)
+    val_set = set(val_subjects)
+    is_val = np.array([s in val_set for s in subjects[split.train].tolist()], dtype=bool)
+    fit_idx, val_idx = split.train[~is_val], split.train[is_val]
+
+    model = _build_model(config, job.class_names, torch_seed)
+    fit = _fit(
+        model, inputs[torch.from_numpy(fit_idx)], labels[fit_idx], config, torch_seed, config.epochs,
+        val_inputs=inputs[torch.from_numpy(val_idx)], val_labels=labels[val_idx], on_epoch=on_epoch,
+    )
+    predicted, _ = _predict(model.module, inputs[torch.from_numpy(split.test)])
+    true = labels[split.test]
+    matrix = confusion_matrix(true, predicted, len(job.class_names))
+    return {
+        "fold": split.index,
+        "accuracy": float(np.mean(predicted == true)) if len(true) else None,
+        "balanced_accuracy": _balanced_accuracy(matrix),
+        "confusion_matrix": matrix.tolist(),
+        "n_train": int(len(fit_idx)),
+        "n_validation": int(len(val_idx)),
+        "n_test": int(len(split.test)),
+        "train_subjects": train_subjects,
+        "fit_subjects": fit_subjects,
+        "validation_subjects": val_subjects,
+        "test_subjects": test_subjects,
+        "best_epoch": fit["best_epoch"],
+        "epochs_run": fit["epochs_run"],
+        "history": fit["history"],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+FoldStarted = Callable[[int], None]
+FoldEpoch = Callable[[int, dict[str, Any]], None]
+FoldRecords = Generator[tuple[int, dict[str, Any]], None, None]
+
+
+def _folds_in_process(job: FoldJob, pending: list[FoldSplit], on_start: FoldStarted, on_epoch: FoldEpoch) -> FoldRecords:
+    """Yield (fold index, record) for each pending fold, one after the other, in this process."""
+    for split in pending:
+        on_start(split.index)
+        yield split.index, _run_fold(job, split, functools.partial(on_epoch, split.index))
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(job: FoldJob, queue: Any) -> None:
+    import torch
+
+    if job.config.threads is not None:
+        torch.set_num_threads(job.config.threads)
+    torch.use_deterministic_algorithms(True)
+    _WORKER.update(job=job, queue=queue)
+
+
+def _worker_fold(split: FoldSplit) -> tuple[int, dict[str, Any]]:
+    queue = _WORKER["queue"]
+    queue.put(("start", split.index, None))
+    record = _run_fold(_WORKER["job"], split, lambda r: queue.put(("epoch", split.index, r)))
+    return split.index, record
+
+
+def _folds_in_workers(
+    job: FoldJob, pending: list[FoldSplit], workers: int, on_start: FoldStarted, on_epoch: FoldEpoch
+) -> FoldRecords:
+    """Yield (fold index, record) as worker processes finish the pending folds.
+
+    Each fold is seeded on its own and runs with ``config.threads`` threads
+    either way, so the records equal those of :func:`_folds_in_process`
+    (tested). Workers are spawned (never forked: a forked OpenMP runtime can
+    hang), so a script that calls :func:`train` with ``jobs > 1`` needs the
+    usual ``if __name__ == "__main__":`` guard.
+    """
+    import multiprocessing
+    import queue as queue_module
+
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    pool = context.Pool(workers, initializer=_worker_init, initargs=(job, events))
+
+    def drain() -> None:
+        while True:
+            try:
+                kind, fold_index, record = events.get_nowait()
+            except queue_module.Empty:
+                return
+            if kind == "start":
+                on_start(fold_index)
+            else:
+                on_epoch(fold_index, record)
+
+    try:
+        remaining = [pool.apply_async(_worker_fold, (split,)) for split in pending]
+        while remaining:
+            drain()
+            done = [r for r in remaining if r.ready()]
+            if not done:
+                time.sleep(0.05)
+                continue
+            for result in done:
+                remaining.remove(result)
+                fold_index, record = result.get()
+                drain()
+                yield fold_index, record
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+class _FoldProgress:
+    """Progress of the folds and their epochs, and the ``fold_*``/``epoch_end`` events.
+
+    In one process one epoch bar is reused fold after fold; with workers each
+    running fold has its own bar. The epoch bar then counts the final model's epochs.
+    """
+
+    def __init__(self, progress: Progress, folds: int, finished: int, epochs: int, workers: int, emit: Callback):
+        self.progress, self.folds, self.epochs, self.workers, self.emit = progress, folds, epochs, workers, emit
+        self.fold_task = progress.add_task("folds", total=folds, completed=finished)
+        self.epoch_task = progress.add_task("epochs", total=epochs)
+        self.epoch_tasks: dict[int, TaskId] = {}
+        if workers > 1:
+            progress.update(self.epoch_task, visible=False)
+
+    def started(self, fold_index: int) -> None:
+        self.emit("fold_start", {"fold": fold_index, "folds": self.folds})
+        description = f"fold {fold_index}/{self.folds - 1} epochs"
+        if self.workers == 1:
+            self.progress.reset(self.epoch_task, total=self.epochs, description=description)
+            self.epoch_tasks[fold_index] = self.epoch_task
+        else:
+            self.epoch_tasks[fold_index] = self.progress.add_task(description, total=self.epochs)
+
+    def epoch(self, fold_index: int, record: dict[str, Any]) -> None:
+        self.progress.advance(self.epoch_tasks[fold_index])
+        self.emit("epoch_end", {"fold": fold_index, **record})
+
+    def finished(self, fold_index: int, record: dict[str, Any]) -> None:
+        if self.workers > 1:
+            self.progress.remove_task(self.epoch_tasks[fold_index])
+        self.progress.advance(self.fold_task)
+        self.emit("fold_end", {"fold": fold_index, "accuracy": record["accuracy"], "best_epoch": record["best_epoch"]})
+
+    def final_model(self, epochs: int) -> EpochCallback:
+        """Show the final model's epochs on the epoch bar; returns its per-epoch callback."""
+        self.progress.update(self.epoch_task, visible=True)
+        self.progress.reset(self.epoch_task, total=epochs, description="final model epochs")
+        return lambda record: self.progress.advance(self.epoch_task)
+
+
+def _cross_validate(
+    job: FoldJob, pending: list[FoldSplit], jobs: int, shown: _FoldProgress, save: Callable[[int, dict[str, Any]], None]
+) -> None:
+    """Step 4: train the pending folds (in this process, or in ``jobs`` worker processes); ``save`` each record when done."""
+    if shown.workers == 1:
+        finished = _folds_in_process(job, pending, shown.started, shown.epoch)
+    else:
+        finished = _folds_in_workers(job, pending, shown.workers, shown.started, shown.epoch)
+    try:
+        for fold_index, record in finished:
+            save(fold_index, record)
+            shown.finished(fold_index, record)
+    finally:
+        finished.close()  # stops worker processes at once if we leave early
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunFacts:
+    """What the metrics and the card of one run say about it, fixed before the folds run."""
+
+    config: TrainConfig
+    out: Path
+    data: LabelledData
+    fingerprint: dict[str, Any]
+    threads: int
+    architecture: dict[str, Any]
+
+
+def _write_metrics(facts: _RunFacts, ordered: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Step 5: pool the folds; write ``metrics.json``. Returns (summary, metrics)."""
+    summary = _summarise(ordered, facts.data.class_names)
+    metrics: dict[str, Any] = {
+        "class_names": facts.data.class_names,
+        **{k: v for k, v in summary.items()},
+        "folds": [{k: v for k, v in r.items() if k != "fingerprint"} for r in ordered],
+        "protocol": _protocol(facts.config),
+        "dataset": facts.data.info,
+        "final_model": {
+            "what": "retrained on all labelled subjects (no held-out data) for the median best epoch of the folds",
+            "epochs": summary["median_best_epoch"],
+            "samples": int(len(facts.data.labels)),
+        },
+        "threads": facts.threads,
+        "command": facts.config.command(facts.out),
+    }
+    write_json(facts.out / "metrics.json", metrics)
+    return summary, metrics
+
+
+def _final_model_is_current(weights_path: Path, fingerprint: dict[str, Any]) -> bool:
+    """Whether ``weights_path`` and its card are this recipe's final model on this data (resume skips it then)."""
+    from interpret_core.nn.weights import card_path, read_card
+
+    if not (weights_path.is_file() and card_path(weights_path).is_file()):
+        return False
+    with contextlib.suppress(Exception):
+        return read_card(weights_path).get("fingerprint") == fingerprint
+    return False
+
+
+def _final_card(facts: _RunFacts, summary: dict[str, Any], ordered: list[dict[str, Any]], argv: Sequence[str] | None) -> dict[str, Any]:
+    config, info, epochs = facts.config, facts.data.info, summary["median_best_epoch"]
+    return {
+        "dataset": info,
+        "protocol": _protocol(config),
+        "seed": config.seed,
+        "recipe": config.recipe(),
+        "fingerprint": facts.fingerprint,
+        "command": config.command(facts.out),
+        "argv": list(argv) if argv is not None else None,
+        "threads": facts.threads,
+        "metrics": {
+            k: summary[k]
+            for k in ("mean_accuracy", "std_accuracy", "std_ddof", "min_accuracy", "max_accuracy",
+                      "mean_balanced_accuracy", "pooled_accuracy", "per_class_recall")
+        }
+        | {"fold_accuracies": [r["accuracy"] for r in ordered], "folds": len(ordered)},
+        "notes": (
+            f"Final model: {facts.architecture['model']} retrained on all {len(facts.data.labels)} labelled crops of "
+            f"{info['subjects']} subjects for {epochs} epochs (the median best epoch of the "
+            f"{len(ordered)} cross-validation folds). The metrics are the subject-independent "
+            f"{len(ordered)}-fold cross-validation estimate of this recipe; the final model itself has "
+            "seen every subject. Made by `interp train`."
+        ),
+    }
+
+
+def _train_final_model(facts: _RunFacts, job: FoldJob, epochs: int, on_epoch: EpochCallback) -> Model:
+    """Step 6: the final model, trained on every labelled crop for ``epochs`` epochs (seed stream -1)."""
+    torch_seed, _ = _seeds(facts.config.seed, -1)
+    model = _build_model(facts.config, facts.data.class_names, torch_seed)
+    _fit(model, job.tensor(), job.labels, facts.config, torch_seed, epochs, on_epoch=on_epoch)
+    return model
+
+
 def _open_dataset(config: TrainConfig) -> Dataset:
     from interpret_core.registry.loader import open_dataset
 
@@ -664,6 +930,10 @@ def train(
 ) -> TrainResult:
     """Cross-validate ``config`` and train the final model; write everything into ``out``.
 
+    The steps (see the module doc): the labelled data, the folds, what a
+    resumed run already finished, the folds that remain (in this process or
+    in ``jobs`` workers), ``metrics.json``, and the final model.
+
     Args:
         config: the recipe.
         out: output folder (created).
@@ -680,179 +950,50 @@ def train(
     """
     import torch
 
+    from interpret_core.nn.weights import card_path, save_weights
+    from interpret_core.util.progress import progress_bar
+
     config.validate()
     if dataset is not None:
         config = dataclasses.replace(config, dataset=getattr(dataset, "name", config.dataset))
     started = time.perf_counter()
     out = Path(out)
-    folds_dir = out / "folds"
-    existing = sorted(folds_dir.glob("fold-*.json")) if folds_dir.is_dir() else []
-    if existing and not (resume or overwrite):
-        raise UsageError(
-            f"{out} already holds {len(existing)} finished fold(s) of a training run",
-            "pass --resume to continue it, --overwrite to start again, or choose another --out",
-        )
-    if overwrite:
-        for path in existing + [out / "metrics.json", out / "model.safetensors", out / "model.json"]:
-            path.unlink(missing_ok=True)
-        existing = []
-    emit = callback or (lambda event, info: None)
+    existing = _earlier_folds(out, resume, overwrite)
+    emit: Callback = callback or (lambda event, info: None)
 
     if dataset is None:
         dataset = _open_dataset(config)
-    class_names = list(dataset.class_names)
-    indices, images, labels, subjects = load_labelled_arrays(dataset)
-    if config.subjects is not None:
-        unique = sorted(set(subjects.tolist()))
-        if config.subjects > len(unique):
-            raise UsageError(
-                f"--subjects {config.subjects} but the data set has {len(unique)} subjects with labelled samples",
-                f"choose at most {len(unique)}",
-            )
-        keep = np.isin(subjects, np.asarray(unique[: config.subjects], dtype=object))
-        indices, images, labels, subjects = indices[keep], images[keep], labels[keep], subjects[keep]
-    data_sha = _fingerprint_data(images, labels, subjects)
-    dataset_info = {
-        "name": getattr(dataset, "name", config.dataset),
-        "data_root": config.data_root,
-        "options": dict(config.dataset_options),
-        "subject_subset": config.subjects,
-        "samples": int(len(labels)),
-        "subjects": int(len(set(subjects.tolist()))),
-        "class_names": class_names,
-        "class_counts": np.bincount(labels, minlength=len(class_names)).tolist(),
-        "sha256": data_sha,
-    }
-    fingerprint = {"recipe": config.recipe(), "data_sha256": data_sha}
-
-    # Folds split every sample's subject (subject_kfold), restricted to
-    # labelled samples; with a subject subset, subject_kfold on the subset.
-    from interpret_core.analysis.splits import subject_kfold
-
-    folds = []
-    if config.subjects is None:
-        labelled_position = {int(i): p for p, i in enumerate(indices.tolist())}
-        for fold in subject_kfold(list(dataset.subjects), k=config.folds, seed=config.seed):
-            train_pos = np.array([labelled_position[int(i)] for i in fold.train if int(i) in labelled_position], dtype=np.int64)
-            test_pos = np.array([labelled_position[int(i)] for i in fold.test if int(i) in labelled_position], dtype=np.int64)
-            folds.append((fold.index, train_pos, test_pos))
-    else:
-        folds = [(f.index, f.train, f.test) for f in subject_kfold(subjects.tolist(), k=config.folds, seed=config.seed)]
-
-    results: dict[int, dict[str, Any]] = {}
-    resumed: list[int] = []
-    for path in existing:
-        record = read_json(path)
-        if record.get("fingerprint") != fingerprint:
-            field = _first_difference(record.get("fingerprint") or {}, fingerprint)
-            raise UsageError(
-                f"{path} was made by a different recipe or data ({field} differs), so --resume cannot reuse it",
-                "rerun with the original options, or pass --overwrite to start again",
-            )
-        results[int(record["fold"])] = record
-        resumed.append(int(record["fold"]))
+    data = _labelled_data(dataset, config)
+    fingerprint = {"recipe": config.recipe(), "data_sha256": data.info["sha256"]}
+    splits = _fold_splits(dataset, config, data)
+    results = _resumed_folds(existing, fingerprint)
+    resumed = sorted(results)
 
     with _deterministic_torch(config.threads):
-        threads = torch.get_num_threads()
-        probe = _build_model(config, class_names, 0)
-        inputs = probe.to_input(images)
-        architecture = probe.architecture()
+        probe = _build_model(config, data.class_names, 0)
+        job = FoldJob(probe.to_input(data.images).numpy(), data.labels, data.subjects, data.class_names, config)
+        facts = _RunFacts(config, out, data, fingerprint, torch.get_num_threads(), probe.architecture())
         del probe
-        from interpret_core.util.progress import progress_bar
+
+        def save_fold(fold_index: int, record: dict[str, Any]) -> None:
+            record["fingerprint"] = fingerprint
+            write_json(_fold_file(out, fold_index), record)
+            results[fold_index] = record
 
         with progress_bar() as progress:
-            fold_task = progress.add_task("folds", total=len(folds), completed=len(results))
-            epoch_task = progress.add_task("epochs", total=config.epochs)
-            pending = [fold for fold in folds if fold[0] not in results]
+            pending = [split for split in splits if split.index not in results]
             workers = max(1, min(int(jobs), len(pending)))
-            epoch_tasks: dict[int, Any] = {}
-
-            def on_start(fold_index: int) -> None:
-                emit("fold_start", {"fold": fold_index, "folds": len(folds)})
-                if workers == 1:
-                    progress.reset(epoch_task, total=config.epochs, description=f"fold {fold_index}/{len(folds) - 1} epochs")
-                    epoch_tasks[fold_index] = epoch_task
-                else:
-                    epoch_tasks[fold_index] = progress.add_task(f"fold {fold_index}/{len(folds) - 1} epochs", total=config.epochs)
-
-            def on_epoch(fold_index: int, record: dict[str, Any]) -> None:
-                progress.advance(epoch_tasks[fold_index])
-                emit("epoch_end", {"fold": fold_index, **record})
-
-            if workers == 1:
-                finished = _folds_in_process(pending, inputs, labels, subjects, class_names, config, on_start, on_epoch)
-            else:
-                progress.update(epoch_task, visible=False)
-                finished = _folds_in_workers(pending, workers, inputs, labels, subjects, class_names, config, on_start, on_epoch)
-            try:
-                for fold_index, record in finished:
-                    record["fingerprint"] = fingerprint
-                    write_json(_fold_file(out, fold_index), record)
-                    results[fold_index] = record
-                    if workers > 1:
-                        progress.remove_task(epoch_tasks[fold_index])
-                    progress.advance(fold_task)
-                    emit("fold_end", {"fold": fold_index, "accuracy": record["accuracy"], "best_epoch": record["best_epoch"]})
-            finally:
-                finished.close()  # stops worker processes at once if we leave early
-            progress.update(epoch_task, visible=True)
-
-            ordered = [results[i] for i, _, _ in folds]
-            summary = _summarise(ordered, class_names)
-            final_epochs = summary["median_best_epoch"]
-            metrics: dict[str, Any] = {
-                "class_names": class_names,
-                **{k: v for k, v in summary.items()},
-                "folds": [{k: v for k, v in r.items() if k != "fingerprint"} for r in ordered],
-                "protocol": _protocol(config),
-                "dataset": dataset_info,
-                "final_model": {
-                    "what": "retrained on all labelled subjects (no held-out data) for the median best epoch of the folds",
-                    "epochs": final_epochs,
-                    "samples": int(len(labels)),
-                },
-                "threads": threads,
-                "command": config.command(out),
-            }
-            write_json(out / "metrics.json", metrics)
+            shown = _FoldProgress(progress, len(splits), len(results), config.epochs, workers, emit)
+            _cross_validate(job, pending, workers, shown, save_fold)
+            ordered = [results[split.index] for split in splits]
+            summary, metrics = _write_metrics(facts, ordered)
 
             weights_path = out / "model.safetensors"
-            from interpret_core.nn.weights import card_path, read_card, save_weights
-
-            card_ok = False
-            if resume and weights_path.is_file() and card_path(weights_path).is_file():
-                with contextlib.suppress(Exception):
-                    card_ok = read_card(weights_path).get("fingerprint") == fingerprint
-            if not card_ok:
+            if not (resume and _final_model_is_current(weights_path, fingerprint)):
+                final_epochs = summary["median_best_epoch"]
                 emit("final_start", {"epochs": final_epochs})
-                progress.reset(epoch_task, total=final_epochs, description="final model epochs")
-                torch_seed, _ = _seeds(config.seed, -1)
-                model = _build_model(config, class_names, torch_seed)
-                _fit(model, inputs, labels, config, torch_seed, final_epochs, on_epoch=lambda r: progress.advance(epoch_task))
-                card = {
-                    "dataset": dataset_info,
-                    "protocol": _protocol(config),
-                    "seed": config.seed,
-                    "recipe": config.recipe(),
-                    "fingerprint": fingerprint,
-                    "command": config.command(out),
-                    "argv": list(argv) if argv is not None else None,
-                    "threads": threads,
-                    "metrics": {
-                        k: summary[k]
-                        for k in ("mean_accuracy", "std_accuracy", "std_ddof", "min_accuracy", "max_accuracy",
-                                  "mean_balanced_accuracy", "pooled_accuracy", "per_class_recall")
-                    }
-                    | {"fold_accuracies": [r["accuracy"] for r in ordered], "folds": len(ordered)},
-                    "notes": (
-                        f"Final model: {architecture['model']} retrained on all {len(labels)} labelled crops of "
-                        f"{dataset_info['subjects']} subjects for {final_epochs} epochs (the median best epoch of the "
-                        f"{len(ordered)} cross-validation folds). The metrics are the subject-independent "
-                        f"{len(ordered)}-fold cross-validation estimate of this recipe; the final model itself has "
-                        "seen every subject. Made by `interp train`."
-                    ),
-                }
-                save_weights(model, weights_path, card)
+                model = _train_final_model(facts, job, final_epochs, shown.final_model(final_epochs))
+                save_weights(model, weights_path, _final_card(facts, summary, ordered, argv))
                 emit("final_end", {"path": str(weights_path)})
     return TrainResult(
         metrics=metrics,
@@ -860,7 +1001,7 @@ def train(
         metrics_path=out / "metrics.json",
         weights_path=weights_path,
         card_path=card_path(weights_path),
-        resumed_folds=sorted(resumed),
+        resumed_folds=resumed,
         seconds=time.perf_counter() - started,
     )
 
