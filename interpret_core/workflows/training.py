@@ -912,9 +912,9 @@ def _train_final_model(facts: _RunFacts, job: FoldJob, epochs: int, on_epoch: Ep
 
 
 def _open_dataset(config: TrainConfig) -> Dataset:
-    from interpret_core.registry.loader import open_dataset
+    from interpret_core.workflows.setup import DataChoice, load_dataset
 
-    return open_dataset(config.dataset, config.data_root, config.dataset_options)
+    return load_dataset(DataChoice(config.dataset, config.data_root, config.dataset_options))
 
 
 def train(
