@@ -1,4 +1,4 @@
-"""Fuzzing the CK+ text-file parsers: random bytes and random text never raise anything but MalformedFile.
+"""Fuzzing the CK+ file readers: the text parsers raise nothing but MalformedFile, the frame reader nothing but FrameError.
 
 Bounded: 200 examples per strategy, derandomized (the same examples on every
 run), no example database; a few seconds in all.
@@ -121,3 +121,38 @@ def test_huge_file_is_refused_without_reading_it_all(folder, kind):
     path.write_bytes(b"   1.0000000e+00" * (MAX_TEXT_BYTES // 16 + 1))
     with pytest.raises(MalformedFile, match="larger than"):
         {"landmarks": read_landmarks, "facs": read_facs, "emotion": read_emotion}[kind](path)
+
+
+# -- frames: any bytes behind a PNG signature give a FrameError with a named warning, nothing else --
+def _png(width: int, height: int, bit_depth: int, colour: int, rest: bytes) -> bytes:
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
+    ihdr = struct.pack(">I", len(header)) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + rest
+
+
+_small_png = st.builds(
+    _png,
+    st.integers(1, 64), st.integers(1, 64), st.sampled_from([1, 2, 4, 8, 16, 3]), st.sampled_from([0, 2, 3, 4, 6, 5]),
+    st.binary(max_size=512),
+)
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=1024), _small_png))
+def test_random_image_bytes(folder, data):
+    from interp_datasets.ckplus import WARNINGS
+    from interp_datasets.ckplus.frames import FrameError, check_frame, read_grey
+
+    path = folder / "x.png"
+    path.write_bytes(data)
+    problem = check_frame(path)
+    assert problem is None or (isinstance(problem, FrameError) and problem.warning in WARNINGS)
+    try:
+        grey = read_grey(path)
+    except FrameError as exc:  # a frame that passed the check must decode later
+        assert exc.warning in WARNINGS and problem is not None
+    else:
+        assert grey.mode == "L"
