@@ -39,7 +39,8 @@ class FakeFaces(Dataset):
                     self.items.append((np.clip(image, 0, 1).astype(np.float32), c, f"S{s:03d}"))
             self.items += [(np.full((64, 64), base, np.float32), None, f"S{s:03d}")] * unlabelled
         if not bulk:
-            self.arrays = None  # exercise the per-sample fallback
+            # exercise the per-sample path: the base class's arrays(), which decodes each sample
+            self.arrays = lambda indices=None, progress=False: Dataset.arrays(self, indices, progress)
 
     @property
     def class_names(self):
@@ -60,7 +61,7 @@ class FakeFaces(Dataset):
     def emotions(self):
         return [emotion for _, emotion, _ in self.items]
 
-    def arrays(self, indices):
+    def arrays(self, indices=None, progress=False):
         chosen = [self.items[i] for i in np.asarray(indices)]
         return np.stack([c[0] for c in chosen]), np.array([-1 if c[1] is None else c[1] for c in chosen], np.int64)
 

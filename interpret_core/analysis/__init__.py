@@ -1,1 +1,1 @@
-"""Analysis: the unit scan, statistics and subject-independent splits."""
+"""Layer 5 of 8: the unit scan, statistics and subject-independent splits."""

@@ -1,1 +1,1 @@
-"""Ground layer: the interfaces plugins implement and the errors everything raises. Imports nothing above it."""
+"""Layer 1 of 8 (the ground): the interfaces plugins implement and the errors everything raises. Imports nothing above it."""

@@ -40,8 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
     from torch import nn
 
-    from interpret_core.analysis.unit_scan import UnitScan
-
 __all__ = [
     "Sample",
     "Dataset",
@@ -197,8 +195,9 @@ class Dataset(abc.ABC):
         """Counts for ``interp data inspect``: JSON-ready, never decodes more than the AU table needs.
 
         The base gives ``dataset``, ``images``, ``subjects``, ``class_names``,
-        ``samples_per_class`` and ``aus`` ({AU number as text: samples listing it});
-        plugins add what they know (root, protocol, skipped files, ...).
+        ``samples_per_class``, ``aus`` ({AU number as text: samples listing it})
+        and ``skipped`` (files left out, ``[{"path", "reason"}]``; none here);
+        plugins add what they know (root, protocol, ...).
         """
         numbers, presence = self.au_presence()
         per_class = {name: 0 for name in self.class_names}
@@ -212,6 +211,7 @@ class Dataset(abc.ABC):
             "class_names": list(self.class_names),
             "samples_per_class": per_class,
             "aus": {str(au): int(presence[:, j].sum()) for j, au in enumerate(numbers)},
+            "skipped": [],
         }
 
 
@@ -446,7 +446,7 @@ class UnitMetric(abc.ABC):
         model: Model,
         dataset: Dataset,
         layers: Sequence[str],
-        scan: UnitScan | None = None,
+        scan: Any = None,
         *,
         method: Attribution | None = None,
         progress: Any = None,
@@ -454,9 +454,11 @@ class UnitMetric(abc.ABC):
         """Score every unit of ``layers`` of ``model`` over ``dataset``.
 
         Args:
-            scan: the run's unit scan of ``layers`` over ``dataset`` (per-image
-                maxima, argmax, top-k); None when the caller has none, and the
-                metric scans (or reads activations) itself.
+            scan: the run's :class:`interpret_core.analysis.unit_scan.UnitScan`
+                of ``layers`` over ``dataset`` (per-image maxima, argmax, top-k);
+                None when the caller has none, and the metric scans (or reads
+                activations) itself. (Typed ``Any`` here because the interfaces
+                sit below the analysis layer and import nothing from it.)
             method: the run's attribution method, for metrics that project units.
             progress: a rich ``Progress`` or ``callable(done, total)``, or None.
         """

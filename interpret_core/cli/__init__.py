@@ -1,4 +1,4 @@
-"""The ``interp`` command line (typer + rich).
+"""Layer 8 of 8: the ``interp`` command line (typer + rich).
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error, 130 interrupted. A known
 error prints one line plus a hint on stderr; ``INTERP_DEBUG=1`` adds the
@@ -53,9 +53,9 @@ def print_help_if_bare(ctx: typer.Context) -> None:
 
 def _register_commands() -> None:
     # Each module adds its commands; they import torch only inside command bodies.
-    from . import bench_cmd, data_cmd, models_cmd, plugins_cmd, run_cmd, train_cmd, visualize_cmd
+    from . import bench_cmd, config_cmd, data_cmd, models_cmd, plugins_cmd, run_cmd, train_cmd, visualize_cmd
 
-    for module in (plugins_cmd, data_cmd, models_cmd, train_cmd, visualize_cmd, run_cmd, bench_cmd):
+    for module in (plugins_cmd, config_cmd, data_cmd, models_cmd, train_cmd, visualize_cmd, run_cmd, bench_cmd):
         module.register(app)
 
 

@@ -11,7 +11,7 @@ from .output import emit, info, warn
 
 
 def bench_command(
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated method specs (options after a colon: occlusion:window=12,stride=6; captum:Saliency), or 'all' (every installed method that works on the model).")] = "all",
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated method specs (options after a colon: NAME:KEY=VALUE,KEY=VALUE), or 'all' (every installed method that works on the model).")] = "all",
     metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated attribution metrics, or 'all'.")] = "all",
     model: params.ModelName = None,
     weights: params.Weights = None,
@@ -22,7 +22,7 @@ def bench_command(
     limit: params.Limit = 64,
     seed: params.Seed = 0,
     out: params.Out = None,
-    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Add the centre-gaussian and random-map rows (score floors).")] = True,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Add a row for every installed baseline map (methods with is_baseline: the score floors).")] = True,
     metric_option: params.MetricOption = [],
     batch_size: params.BatchSize = 32,
     as_json: params.Json = False,
@@ -31,7 +31,7 @@ def bench_command(
 
     --limit N images are drawn with --seed, stratified over classes; --out
     defaults to ./interp-runs/bench-<model>-<dataset>-<hash>. --metric-option
-    takes METRIC.KEY=VALUE, e.g. deletion.baseline=mean.
+    takes METRIC.KEY=VALUE (an option of the metric METRIC).
 
     Each (method, metric) cell is saved as soon as it is done; running the same
     command again reuses finished cells, so an interrupted bench resumes and a

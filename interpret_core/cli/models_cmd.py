@@ -22,8 +22,8 @@ def model_rows() -> list[dict[str, Any]]:
         row: dict[str, Any] = {"name": name, "status": "ok", "error": None}
         try:
             cls = registry.get_class("model", name)
-            row["description"] = getattr(cls, "description", "")
-            row["default_weights"] = getattr(cls, "default_weights", None)
+            row["description"] = cls.description
+            row["default_weights"] = cls.default_weights
             path = default_weights_path(row["default_weights"])
             card = read_card(path) if path is not None else None
             options: dict[str, Any] = {}

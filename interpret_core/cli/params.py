@@ -70,7 +70,8 @@ ModelName = Annotated[
     Optional[str],
     typer.Option(
         "--model",
-        help="Model plugin name (see `interp models`; default: the model named in the card of --weights, else the configured default).",
+        help="Model plugin name (see `interp models`); with --weights, defaults to the model named in the weights' card, "
+        "else to `interp config get model`.",
     ),
 ]
 Weights = Annotated[
@@ -86,9 +87,7 @@ ModelOption = Annotated[
 ]
 
 # -- the data set -------------------------------------------------------------------------------
-DatasetName = Annotated[
-    Optional[str], typer.Option("--dataset", "-d", help="Data set plugin name (see `interp plugins`; default: the configured default).")
-]
+DatasetName = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data set plugin name (see `interp plugins`; default: `interp config get dataset`).")]
 DataRoot = Annotated[
     Optional[Path],
     typer.Option("--data-root", help="The data set's root folder (default: the plugin's own default set, if it has one)."),
@@ -110,21 +109,19 @@ Method = Annotated[
     Optional[str],
     typer.Option(
         "--method", "-m",
-        help="Attribution method spec NAME[:KEY=VALUE,...], e.g. deconv, guided-backprop:max_batch=256, "
-        "occlusion:window=12, captum:Saliency (default: the configured default).",
+        help="Attribution method spec NAME[:KEY=VALUE,...] (see `interp plugins`; default: `interp config get method`).",
     ),
 ]
 MethodOption = Annotated[
     list[str],
     typer.Option("--method-option", metavar="KEY=VALUE", help="Option for the attribution method (repeatable), e.g. max_batch=256."),
 ]
-Metric = Annotated[Optional[str], typer.Option("--metric", help="Metric plugin name (see `interp plugins`; default: the configured default).")]
+Metric = Annotated[Optional[str], typer.Option("--metric", help="Metric plugin name (see `interp plugins`; default: `interp config get metric`).")]
 MetricOption = Annotated[
     list[str],
     typer.Option(
         "--metric-option", metavar="[METRIC.]KEY=VALUE",
-        help="Option for a metric plugin (repeatable); METRIC. picks one metric where several run, "
-        "e.g. deletion.baseline=mean.",
+        help="Option for a metric plugin (repeatable); METRIC. picks one metric where several run.",
     ),
 ]
 Layer = Annotated[Optional[str], typer.Option("--layer", "-l", help="A layer of the model (see `interp models`).")]

@@ -71,17 +71,18 @@ def run_command(
     """Find the feature maps that detect each action unit, and draw them.
 
     The method spec (with --method-option) draws the mapped units and must
-    project units (deconv, guided-backprop, captum:NeuronDeconvolution ...);
+    project units (supports_units; `interp plugins` lists the methods);
     --limit N uses N images spread evenly over the data set; --out is the run
     folder (default: a new one under ./interp-runs/), --resume reuses the unit
     scan cached there.
     """
     from interpret_core.util.progress import progress_bar
     from interpret_core.workflows.run import RunConfig, run
-    from interpret_core.workflows.setup import choices_from_flags, default_name
+    from interpret_core.registry.defaults import default
+    from interpret_core.workflows.setup import choices_from_flags
 
-    method = method or default_name("method")
-    metric = metric or default_name("metric")
+    method, metric = method or default("method"), metric or default("metric")
+
     model_choice, data_choice = choices_from_flags(
         model=model, weights=weights, model_option=model_option, seed=seed,
         dataset=dataset, data_root=data_root, dataset_option=dataset_option,

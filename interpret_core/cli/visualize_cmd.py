@@ -95,10 +95,12 @@ def visualize_command(
     from interpret_core.registry.loader import get_attribution
     from interpret_core.registry.options import parse_method_spec
     from interpret_core.util.progress import progress_bar
-    from interpret_core.workflows.setup import choices_from_flags, default_name, load_model_and_data
+    from interpret_core.workflows.setup import choices_from_flags, load_model_and_data
     from interpret_core.workflows.visualize import even_indices, write_visualization
 
-    spec = method_spec(method or default_name("method"), params.merge_legacy(method_option, legacy_option))
+    from interpret_core.registry.defaults import default
+
+    spec = method_spec(method or default("method"), params.merge_legacy(method_option, legacy_option))
     name, method_options = parse_method_spec(spec)
     model_choice, data_choice = choices_from_flags(
         model=model, weights=weights, model_option=model_option, seed=seed,
@@ -123,7 +125,7 @@ def visualize_command(
     else:
         indices = even_indices(len(data), limit if limit is not None else 16)
     info(
-        f"{name} on {model}{'' if net.card is not None else ' (untrained)'}, {data_choice.name} "
+        f"{name} on {model}{'' if net.card is not None else ' (untrained)'}, {data.name} "
         f"({len(indices)} of {len(data)} images) -> {out}"
     )
     with progress_bar(transient=True) as progress:
@@ -143,7 +145,7 @@ def visualize_command(
             meta={
                 "model": {"name": model, "weights": model_choice.weights, "options": model_choice.options,
                           "trained": net.card is not None, "seed": seed},
-                "dataset": {"name": data_choice.name, "data_root": data_choice.data_root, "options": data_choice.options,
+                "dataset": {"name": data.name, "data_root": data_choice.data_root, "options": data_choice.options,
                             "images": int(len(indices))},
             },
             resume=resume,

@@ -1,1 +1,1 @@
-"""Plugin layer: hook specifications, the entry-point loader and plugin-option parsing."""
+"""Layer 4 of 8: hook specifications, the entry-point loader, plugin options and the configured defaults."""

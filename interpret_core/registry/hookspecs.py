@@ -62,3 +62,13 @@ def interp_register_commands(register):
     shared aliases of :mod:`interpret_core.cli.params` so that every flag
     keeps one meaning; import typer-heavy or torch modules inside the hook.
     """
+
+
+@hookspec
+def interp_register_defaults(register):
+    """Seed the defaults commands use when no name is given: ``register(key, name)``.
+
+    ``key`` is ``"model"``, ``"dataset"``, ``"method"`` (a method spec) or
+    ``"metric"`` (a unit metric); the user's ``interp config set`` overrides
+    a seed (see :mod:`interpret_core.registry.defaults`).
+    """

@@ -163,7 +163,7 @@ class Registry:
             self.manager.check_pending()
         except pluggy.PluginValidationError as exc:
             self.manager.unregister(plugin_object)
-            valid = ", ".join([k.hook for k in KINDS.values()] + [COMMANDS_HOOK])
+            valid = ", ".join(sorted(name for name in vars(hookspecs) if name.startswith("interp_")))
             self._fail(source, f"{exc} (valid hook names: {valid})")
             return False
         self._sources[source.plugin] = source
@@ -399,7 +399,7 @@ def get_model(name: str | None, weights: str | os.PathLike | None = None, seed: 
     # weights' card describes it (so 7-class weights load as a 7-class model);
     # explicit options that disagree with the card are refused at load time.
     cls = get_registry().get_class("model", name)
-    source = weights if weights is not None else default_weights_path(getattr(cls, "default_weights", None))
+    source = weights if weights is not None else default_weights_path(cls.default_weights)
     if (
         source is not None
         and os.fspath(source).endswith(".safetensors")

@@ -1,1 +1,1 @@
-"""Ground layer: atomic file IO, cache paths and progress reporting. Imports only `api`."""
+"""Layer 2 of 8: atomic file IO, cache and config paths, progress reporting. Imports only ``api``."""

@@ -1,1 +1,1 @@
-"""Workflows: what the commands do (run, bench, train, visualize), callable from Python."""
+"""Layer 7 of 8: what the commands do (run, bench, train, visualize), callable from Python."""

@@ -57,8 +57,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Version of the cell / cache format; part of every key.
 FORMAT_VERSION = 2
-DEFAULT_MODEL = "fer-cnn"
-DEFAULT_DATASET = "synthfacs"
 #: 64 images keep the defaults (every built-in method x every metric) well
 #: under 10 minutes on 2 CPU cores and still give 95 % intervals of about
 #: +-0.1 on hit rates; raise it for publication tables.
@@ -108,9 +106,9 @@ def parse_metric_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not dot or not name.strip() or "=" not in rest:
             raise UsageError(
                 f"--metric-option {item!r} is not METRIC.KEY=VALUE",
-                "for example --metric-option deletion.baseline=mean",
+                "for example --metric-option METRIC.baseline=mean (metric names: `interp plugins`)",
             )
-        options.setdefault(name.strip(), {}).update(parse_options([rest], where="--metric-option", example="deletion.steps=64"))
+        options.setdefault(name.strip(), {}).update(parse_options([rest], where="--metric-option", example="METRIC.steps=64"))
     return options
 
 
@@ -170,11 +168,11 @@ class BenchConfig:
 
     methods: list[str] | None = None  # None = every registered method that works on the model
     metrics: list[str] | None = None  # None = every registered attribution metric
-    model: str | None = DEFAULT_MODEL  # None: the model named by the weights' card, else the default
+    model: str | None = None  # None: the model named by the weights' card, else the configured default
     weights: str | None = None
     #: keyword options of the model plugin (``--model-option``)
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    dataset: str = DEFAULT_DATASET
+    dataset: str | None = None  # None: the configured default (`interp config get dataset`)
     data_root: str | None = None
     #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -514,10 +512,11 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
         progress: a :class:`~interpret_core.util.progress.Progress`, ``callable(done, total)`` or None (silence).
         status, warn: callables taking a message (or None).
     """
+    from interpret_core.registry.defaults import default
     from interpret_core.workflows.setup import model_name
 
+    config = dataclasses.replace(config, model=model_name(config.model, config.weights), dataset=config.dataset or default("dataset"))
     config.validate()
-    config = dataclasses.replace(config, model=model_name(config.model, config.weights))
     wall_start = time.perf_counter()
     metrics = _metric_instances(config)
     specs, skip_failures = _method_specs(config)

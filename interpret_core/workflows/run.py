@@ -56,16 +56,22 @@ CSV_FIRST = ("layer", "unit", "au", "distance", "p_value", "q_value")
 
 @dataclasses.dataclass
 class RunConfig:
-    """Everything ``interp run`` needs; the defaults are the CLI's."""
+    """Everything ``interp run`` needs; the defaults are the CLI's.
 
-    #: attribution method spec (``deconv``, ``guided-backprop:max_memory_mb=128``, ``captum:NeuronDeconvolution``)
-    method: str = "deconv"
-    metric: str = "au-distance"
-    model: str | None = None  # None: the model named by the weights' card, else the default
+    ``method``, ``metric``, ``model`` and ``dataset`` None mean the configured
+    defaults (``interp config get KEY``, :func:`interpret_core.registry.defaults.default`);
+    ``model`` None with ``weights`` means the model named in the weights' card.
+    """
+
+    #: attribution method spec (``NAME`` or ``NAME:key=value,...``)
+    method: str | None = None
+    #: unit metric name
+    metric: str | None = None
+    model: str | None = None
     weights: str | None = None
     #: keyword options of the model plugin (``--model-option``)
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    dataset: str = "synthfacs"
+    dataset: str | None = None
     data_root: str | None = None
     #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -78,6 +84,15 @@ class RunConfig:
     metric_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: seeds torch before the model is built, so an untrained model is the same every run
     seed: int = 0
+
+
+def with_defaults(config: RunConfig) -> RunConfig:
+    """``config`` with every unnamed plugin (None) replaced: the model by the weights' card's, the rest by the configured default."""
+    from interpret_core.registry.defaults import default
+    from interpret_core.workflows.setup import model_name
+
+    names = {key: getattr(config, key) or default(key) for key in ("method", "metric", "dataset")}
+    return dataclasses.replace(config, model=model_name(config.model, config.weights), **names)
 
 
 def resolve_method(spec: str) -> Attribution:
@@ -119,7 +134,7 @@ def default_out_dir(method: str, metric: str, base: str | os.PathLike | None = N
     return candidate
 
 
-def _prepare_out(config: RunConfig) -> Path:
+def _prepare_out(config: RunConfig) -> Path:  # config: names resolved (with_defaults)
     if config.out is None:
         out = default_out_dir(config.method, config.metric)
     else:
@@ -182,12 +197,12 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     """
     from interpret_core.nn.hooks import resolve_layer
     from interpret_core.registry.loader import get_unit_metric
-    from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data, model_name
+    from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data
     from interpret_core.analysis.sampling import even_indices
     from interpret_core.nn.weights import state_dict_sha256
 
     started = time.perf_counter()
-    config = dataclasses.replace(config, model=model_name(config.model, config.weights))
+    config = with_defaults(config)
     attribution = resolve_method(config.method)
     metric = get_unit_metric(config.metric, **dict(config.metric_options))
     if config.top_k < 1:

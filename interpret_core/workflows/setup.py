@@ -21,20 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interpret_core.api.errors import UsageError
+from interpret_core.registry.defaults import default
 
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Dataset, Model
-
-#: Plugin names a command uses when neither the command line nor the weights'
-#: card names one. (The user-changeable defaults of issue 10, ``interp config``,
-#: replace this table: :func:`default_name` is the one place that reads it.)
-FALLBACK_NAMES = {"model": "fer-cnn", "dataset": "synthfacs", "method": "deconv", "metric": "au-distance"}
-
-
-def default_name(kind: str) -> str:
-    """The plugin of ``kind`` ("model", "dataset", "method", "metric") a command uses when none is named."""
-    return FALLBACK_NAMES[kind]
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelChoice:
@@ -68,7 +58,7 @@ def model_name(name: str | None, weights: str | os.PathLike | None) -> str:
 
         check_weights(weights)
         return str(read_card(weights)["architecture"]["model"])
-    return default_name("model")
+    return default("model")
 
 
 def check_weights(weights: str | os.PathLike | None) -> None:
@@ -102,7 +92,7 @@ def load_dataset(choice: DataChoice) -> Dataset:
     """Open the data set of ``choice`` (``data_root`` None: the plugin's default set)."""
     from interpret_core.registry.loader import open_dataset
 
-    name = choice.name or default_name("dataset")
+    name = choice.name or default("dataset")
     check_data_root(choice.data_root, name)
     return open_dataset(name, choice.data_root, dict(choice.options))
 
@@ -110,7 +100,7 @@ def load_dataset(choice: DataChoice) -> Dataset:
 def load_model_and_data(model: ModelChoice, data: DataChoice) -> tuple[Model, Dataset]:
     """The model and the data set of one command, checked in the order a user reads the flags."""
     check_weights(model.weights)
-    check_data_root(data.data_root, data.name or default_name("dataset"))
+    check_data_root(data.data_root, data.name or default("dataset"))
     return load_model(model), load_dataset(data)
 
 
@@ -136,7 +126,7 @@ def choices_from_flags(
             seed=seed,
         ),
         DataChoice(
-            name=dataset or default_name("dataset"),
+            name=dataset or default("dataset"),
             data_root=None if data_root is None else os.fspath(data_root),
             options=parse_options(list(dataset_option), where="--dataset-option", example="include_neutral=false"),
         ),

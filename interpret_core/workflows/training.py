@@ -96,8 +96,9 @@ class TrainConfig:
             and fastest for these small nets (parallelism comes from ``jobs``).
     """
 
-    model: str = "fer-cnn"
-    dataset: str = "synthfacs"
+    #: None: the configured default model / data set (`interp config get model`)
+    model: str | None = None
+    dataset: str | None = None
     data_root: str | None = None
     #: keyword options of the model plugin (``--model-option``); class_names come from the data set
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -194,25 +195,12 @@ def load_labelled_arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.n
     count = len(dataset)
     if count == 0:
         raise DataError(f"data set {getattr(dataset, 'name', '?')!r} is empty", "check --data-root")
+    from interpret_core.util.progress import progress_enabled
+
     subjects = np.asarray(list(dataset.subjects), dtype=object)
-    arrays = getattr(dataset, "arrays", None)
-    if callable(arrays):
-        import inspect
-
-        from interpret_core.util.progress import progress_enabled
-
-        wants_progress = "progress" in inspect.signature(arrays).parameters
-        images, emotions = arrays(np.arange(count), **({"progress": progress_enabled()} if wants_progress else {}))
-        images = np.asarray(images, dtype=np.float32)
-        emotions = np.asarray([-1 if e is None else int(e) for e in np.asarray(emotions, dtype=object).tolist()], dtype=np.int64)
-    else:
-        image_list, emotion_list = [], []
-        for index in range(count):
-            sample = dataset[index]
-            image_list.append(np.asarray(sample.image, dtype=np.float32))
-            emotion_list.append(-1 if sample.emotion is None else int(sample.emotion))
-        images = np.stack(image_list)
-        emotions = np.asarray(emotion_list, dtype=np.int64)
+    images, emotions = dataset.arrays(np.arange(count), progress=progress_enabled())  # declared, with a decoding default
+    images = np.asarray(images, dtype=np.float32)
+    emotions = np.asarray([-1 if e is None else int(e) for e in np.asarray(emotions, dtype=object).tolist()], dtype=np.int64)
     if images.ndim != 3 or len(images) != count or len(emotions) != count or len(subjects) != count:
         raise DataError(
             f"data set {getattr(dataset, 'name', '?')!r} returned images {images.shape}, {len(emotions)} labels "
@@ -952,10 +940,12 @@ def train(
 
     from interpret_core.nn.weights import card_path, save_weights
     from interpret_core.util.progress import progress_bar
+    from interpret_core.registry.defaults import default
 
     config.validate()
     if dataset is not None:
         config = dataclasses.replace(config, dataset=getattr(dataset, "name", config.dataset))
+    config = dataclasses.replace(config, model=config.model or default("model"), dataset=config.dataset or default("dataset"))
     started = time.perf_counter()
     out = Path(out)
     existing = _earlier_folds(out, resume, overwrite)

@@ -168,10 +168,10 @@ def unit_grids(
     from interpret_core.nn.receptive_field import receptive_field
     from interpret_core.analysis.unit_scan import scan_units
 
-    if not getattr(method, "supports_units", False):
+    if not method.supports_units:
         raise CapabilityError(
             f"attribution {method.name!r} cannot project units",
-            "use a method with unit projections, e.g. --method deconv or guided-backprop",
+            "use a method with unit projections (supports_units; see `interp plugins`)",
         )
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}", "e.g. --top-k 9")
@@ -372,10 +372,10 @@ def write_visualization(
     if layer is not None:
         from interpret_core.analysis.unit_scan import UnitScan, scan_units
 
-        if not getattr(method, "supports_units", False):
+        if not method.supports_units:
             raise CapabilityError(
                 f"attribution {method.name!r} cannot project units",
-                "use a method with unit projections, e.g. --method deconv or guided-backprop",
+                "use a method with unit projections (supports_units; see `interp plugins`)",
             )
         folder = slug(layer)
         chosen = np.arange(len(dataset), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)

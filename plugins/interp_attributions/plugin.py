@@ -43,3 +43,9 @@ def interp_register_attributions(register):
         CaptumAdapter,
     ):
         register(cls)
+
+
+@hookimpl
+def interp_register_defaults(register):
+    """``deconv`` (Zeiler & Fergus) is the default method, as in the paper whose figures `interp run` draws."""
+    register("method", "deconv")

@@ -23,3 +23,9 @@ def interp_register_commands(register):
     register(generate_command, name="generate", group="data")
     for flag in FLAGS:
         register(flag)
+
+
+@hookimpl
+def interp_register_defaults(register):
+    """``synthfacs`` (generated on first use, so it works everywhere) is the default data set."""
+    register("dataset", "synthfacs")

@@ -29,3 +29,9 @@ def interp_register_unit_metrics(register):
     from .au_distance import AUDistance
 
     register(AUDistance)
+
+
+@hookimpl
+def interp_register_defaults(register):
+    """``au-distance`` is the unit metric ``interp run`` uses by default."""
+    register("metric", "au-distance")

@@ -12,3 +12,9 @@ def interp_register_models(register):
     register(FerCNNModel)
     register(FerResNetModel)
     register(FerMiniXceptionModel)
+
+
+@hookimpl
+def interp_register_defaults(register):
+    """``fer-cnn`` (it ships trained weights) is the model commands use unless told otherwise."""
+    register("model", "fer-cnn")
