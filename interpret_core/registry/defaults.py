@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from interpret_core.api.errors import DataError, PluginError, UnknownNameError, UsageError
+from interpret_core.api.errors import CacheHomeError, DataError, PluginError, UnknownNameError, UsageError
 from interpret_core.util.io import read_json, write_json
 from interpret_core.util.paths import config_home
 
@@ -72,7 +72,10 @@ def _check_key(key: str) -> str:
 
 
 def _read_user() -> dict[str, str]:
-    path = config_path()
+    try:
+        path = config_path()
+    except CacheHomeError:  # no INTERP_HOME, no XDG_CONFIG_HOME, no home: there can be no user config
+        return {}
     if not path.is_file():
         return {}
     data = read_json(path)

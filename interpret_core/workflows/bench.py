@@ -731,7 +731,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "Cells: mean ± half-width of the 95 % Student-t interval over images. ↑ higher is better, ↓ lower is better; "
         "bold = best non-baseline method among cells without undefined maps; \"(k undef.)\": k images whose map "
         "was constant, NaN or inf (or whose comparison map was), left out of that cell's mean; n/a: the metric does "
-        "not apply to the method (completeness for methods that do not claim it). "
+        "not apply to the method (a property the method does not claim). "
         "Time: attribution wall time per image on this machine.",
     ]
     if result.get("skipped_methods"):
