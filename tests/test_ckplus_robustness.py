@@ -192,6 +192,14 @@ def test_landmark_of_1e12_skips_the_frame(release, home, capsys):
     _assert_strict_fails(capsys, release, home, relative, "malformed-landmarks")
 
 
+def test_report_names_the_warning(release, home, capsys):
+    path = release / "Landmarks" / "S010" / "001" / "S010_001_00000005_landmarks.txt"
+    path.write_text(path.read_text().replace("e+02", "e+12", 1))
+    code = main(["data", "inspect", "--dataset", "ckplus", "--data-root", str(release)])
+    out = capsys.readouterr().out
+    assert code == 0 and "skipped (1)" in out and "malformed-landmarks" in out
+
+
 def test_alignment_of_absurd_landmarks_does_not_overflow():
     from interp_datasets.alignment import align_from_landmarks
     from test_ckplus import draw_face, face_landmarks

@@ -66,10 +66,14 @@ def _render(summary: dict[str, Any]):
     skipped = summary.get("skipped") or []
     if skipped:
         table = Table(title=f"skipped ({len(skipped)})", title_justify="left")
+        named = any("warning" in row for row in skipped)  # readers may name each skip (docs/datasets.md)
         table.add_column("path", overflow="fold")
+        if named:
+            table.add_column("warning", no_wrap=True)
         table.add_column("reason", overflow="fold")
         for row in skipped:
-            table.add_row(str(row.get("path", "")), str(row.get("reason", "")))
+            cells = [str(row.get("path", ""))] + ([str(row.get("warning", ""))] if named else [])
+            table.add_row(*cells, str(row.get("reason", "")))
         parts.append(table)
     else:
         parts.append(Text("nothing skipped", style="green"))
