@@ -322,11 +322,16 @@ def test_undefined_maps_are_counted_shown_never_best_and_warned(stand_ins, tmp_p
     warnings = []
     result = run_bench(
         BenchConfig(methods=["test-bench-gradient", "test-bench-inf", "test-bench-nan"],
-                    metrics=["au-pointing-game", "deletion", "class-sensitivity"], model="test-bench-tiny",
+                    metrics=["au-pointing-game", "deletion", "class-sensitivity", "completeness"], model="test-bench-tiny",
                     dataset="test-bench-faces", limit=9, out=str(tmp_path / "undefined")),
         warn=warnings.append,
     )
     rows = {row["method"]: row for row in result["methods"]}
+    # completeness does not apply to methods that do not claim it: n/a, not a failure, no warning
+    assert all(row["cells"]["completeness"].get("not_applicable") for row in rows.values())
+    assert not result["failed_cells"] and not any("completeness" in w for w in warnings)
+    for row in rows.values():
+        del row["cells"]["completeness"]
     for broken in ("test-bench-inf", "test-bench-nan"):
         for metric, cell in rows[broken]["cells"].items():
             assert cell["n_undefined"] == cell["n_scored"] > 0 and cell["n"] == 0, (broken, metric)

@@ -163,3 +163,27 @@ class _InputTimesGradient:
         chosen = logits.gather(1, torch.as_tensor(target).view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(chosen, inputs)
         return (grad * inputs).detach()
+
+
+def test_road_imputation_and_scores_equal_quantus_noisy_linear_imputation(arrays):
+    from quantus.functions.perturb_func import noisy_linear_imputation
+
+    from interp_metrics.attribution_metrics.faithfulness import linear_imputation
+
+    model, x, y, a, s = arrays
+    rng = np.random.default_rng(5)
+    removed = rng.random((8, 8)) > 0.5
+    theirs = noisy_linear_imputation(x[0].astype(np.float64).copy(), np.flatnonzero(removed.reshape(-1)), noise=0.0)
+    np.testing.assert_allclose(linear_imputation(x[0], removed), theirs.reshape(x[0].shape), atol=1e-12)
+    # the whole metric, noise off: the class probability after imputing the top p %, averaged over p
+    ours, _ = _ours("road", arrays, percentages="25,50", noise=0.0)
+    expected = []
+    for i in range(len(x)):
+        order = np.argsort(-np.abs(a[i, 0]).reshape(-1))
+        probabilities = []
+        for share in (0.25, 0.5):
+            filled = noisy_linear_imputation(x[i].astype(np.float64).copy(), order[: int(round(share * 64))], noise=0.0)
+            logits = model(torch.tensor(filled.reshape(1, 1, 8, 8), dtype=torch.float32)).detach().double()
+            probabilities.append(float(torch.softmax(logits, dim=1)[0, y[i]]))
+        expected.append(np.mean(probabilities))
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)

@@ -562,7 +562,7 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                if isinstance(exc, UsageError):
+                if isinstance(exc, UsageError) and not isinstance(exc, CapabilityError):
                     raise
                 message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
                 cell = {"method": spec, "metric": metric_name, "mean": math.nan,

@@ -7,7 +7,7 @@ Faithfulness (Petsiuk et al. 2018):
 Sanity (Adebayo et al. 2018; Nie et al. 2018):
     ``randomization``, ``class-sensitivity``.
 Faithfulness, more: ``faithfulness-correlation`` (Bhatt et al. 2020),
-    ``monotonicity-correlation`` (Nguyen & Martinez 2020).
+    ``monotonicity-correlation`` (Nguyen & Martinez 2020), ``road`` (Rong et al. 2022).
 Robustness: ``max-sensitivity`` (Yeh et al. 2019), ``local-lipschitz``
     (Alvarez-Melis & Jaakkola 2018).
 Axioms (Sundararajan et al. 2017): ``completeness``.
@@ -35,6 +35,7 @@ METRIC_CLASSES = (
     ("faithfulness", "Insertion"),
     ("faithfulness", "FaithfulnessCorrelation"),
     ("faithfulness", "MonotonicityCorrelation"),
+    ("faithfulness", "ROAD"),
     ("sanity", "ModelRandomization"),
     ("sanity", "ClassSensitivity"),
     ("robustness", "MaxSensitivity"),
