@@ -141,3 +141,31 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(UsageError, match="indices"):
         scan_units(model, data, ["1"], indices=[0, 99])
     assert model.module.training is False
+
+
+def test_cached_scan_reuses_only_a_matching_scan_and_recomputes_a_broken_file(tmp_path, monkeypatch):
+    from interpret_core.analysis import unit_scan
+
+    model, data, path = TinyModel(input_size=(1, 16, 16)), ArrayData(), tmp_path / "scan.npz"
+    calls = []
+    real_scan = unit_scan.scan_units
+    monkeypatch.setattr(unit_scan, "scan_units", lambda *a, **k: calls.append(k["indices"].tolist()) or real_scan(*a, **k))
+    meta = {"model": "tiny", "weights_sha256": "abc", "top_k": 3}
+    first, reused = unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)
+    assert not reused and path.is_file() and len(calls) == 1 and first.meta == meta
+    again, reused = unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)
+    assert reused and len(calls) == 1
+    np.testing.assert_array_equal(again.maxima["1"], first.maxima["1"])
+    # Anything that makes it another scan recomputes it: no resume, other weights, layers or images.
+    for changes in ({"resume": False}, {"meta": {**meta, "weights_sha256": "def"}}, {"layers": ["1", "3"]},
+                    {"indices": np.arange(1, 11)}):
+        first.save(path)  # the matching scan again
+        arguments = {"layers": ["1"], "indices": np.arange(10), "meta": meta, "resume": True, **changes}
+        layers = arguments.pop("layers")
+        _, reused = unit_scan.cached_scan(path, model, data, layers, top_k=3, **arguments)
+        assert not reused, changes
+    first.save(path)
+    assert unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)[1]
+    path.write_bytes(b"not a scan")
+    _, reused = unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)
+    assert not reused and UnitScan.load(path).meta == meta

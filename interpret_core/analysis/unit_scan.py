@@ -8,7 +8,8 @@ the data set by O(images x units) scalars.
 
 The result, :class:`UnitScan`, feeds the ``au-distance`` unit metric,
 ``interp run`` (top-k figures) and ``interp visualize`` (top-k grids). It can
-be saved to / loaded from an ``.npz`` file so a long run can be resumed.
+be saved to / loaded from an ``.npz`` file so a long run can be resumed;
+:func:`cached_scan` is that resume step, shared by ``run`` and ``visualize``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +29,7 @@ from interpret_core.util.progress import ProgressLike, start_task
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Model
 
-__all__ = ["UnitScan", "scan_units", "load_batch", "annotations"]
+__all__ = ["UnitScan", "scan_units", "cached_scan", "load_batch", "annotations"]
 
 #: Version of the ``.npz`` layout written by :meth:`UnitScan.save`.
 SCAN_FORMAT = 1
@@ -316,3 +318,46 @@ def scan_units(
         input_size=tuple(model.input_size),
     )
 
+
+def cached_scan(
+    path: str | os.PathLike,
+    model: Model,
+    dataset: Dataset,
+    layers: Sequence[str],
+    *,
+    indices: np.ndarray,
+    meta: dict[str, Any],
+    resume: bool,
+    batch_size: int = 64,
+    top_k: int = 9,
+    progress: ProgressLike = None,
+) -> tuple[UnitScan, bool]:
+    """The scan of ``layers`` over ``indices``, reused from ``path`` or computed and saved there.
+
+    With ``resume`` a scan saved at ``path`` is reused when its ``meta``
+    (which names the model's weights, the data and ``top_k``), its layers and
+    its indices are those asked for; an unreadable file is recomputed.
+    Otherwise :func:`scan_units` runs and the result, with ``meta``, is saved
+    to ``path`` (atomically) for a later resume.
+
+    Returns:
+        (scan, whether it was reused).
+    """
+    from interpret_core.api.errors import InterpError
+    from interpret_core.util.io import to_jsonable
+
+    meta = to_jsonable(meta)
+    layers = list(layers)
+    indices = np.asarray(indices, dtype=np.int64)
+    path = Path(path)
+    if resume and path.exists():
+        try:
+            cached: UnitScan | None = UnitScan.load(path)
+        except InterpError:
+            cached = None
+        if cached is not None and cached.meta == meta and cached.layers == layers and np.array_equal(cached.indices, indices):
+            return cached, True
+    scan = scan_units(model, dataset, layers, batch_size=batch_size, top_k=top_k, indices=indices, progress=progress)
+    scan.meta = meta
+    scan.save(path)
+    return scan, False

@@ -165,30 +165,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _load_or_scan(
-    config: RunConfig, out: Path, model: Model, dataset: Dataset, layers: list[str], indices: np.ndarray, meta: dict, progress: Any
-) -> tuple[UnitScan, bool]:
-    from interpret_core.analysis.unit_scan import UnitScan, scan_units
-
-    path = out / SCAN_FILE
-    if config.resume and path.exists():
-        try:
-            cached = UnitScan.load(path)
-        except DataError:
-            cached = None
-        if (
-            cached is not None
-            and cached.meta == meta
-            and cached.layers == layers
-            and np.array_equal(cached.indices, indices)
-        ):
-            return cached, True
-    scan = scan_units(model, dataset, layers, batch_size=config.batch_size, top_k=config.top_k, indices=indices, progress=progress)
-    scan.meta = meta
-    scan.save(path)
-    return scan, False
-
-
 def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     """Run the whole pipeline and write the output folder; returns the results dict.
 
@@ -199,6 +175,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     from interpret_core.registry.loader import get_unit_metric
     from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data
     from interpret_core.analysis.sampling import even_indices
+    from interpret_core.analysis.unit_scan import cached_scan
     from interpret_core.nn.weights import state_dict_sha256
 
     started = time.perf_counter()
@@ -234,7 +211,10 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     }
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    scan, reused = _load_or_scan(config, out, model, dataset, layers, indices, meta, progress)
+    scan, reused = cached_scan(
+        out / SCAN_FILE, model, dataset, layers, indices=indices, meta=meta, resume=config.resume,
+        batch_size=config.batch_size, top_k=config.top_k, progress=progress,
+    )
     timings["scan_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

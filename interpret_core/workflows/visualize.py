@@ -7,8 +7,11 @@
   (``deconv`` by default), cropped the same way.
 * :func:`class_overlays` -- each image beside its class-level attribution,
   overlaid as a heatmap.
-* :func:`write_visualization` -- both, as PNGs plus an ``index.html`` page
-  with relative links (what ``interp visualize`` writes).
+* :func:`write_unit_grids` and :func:`write_class_overlays` -- either, as PNGs
+  plus an ``index.html`` page with relative links and ``summary.json``; the
+  unit grids keep their ranking scan for ``resume`` through the same
+  :func:`~interpret_core.analysis.unit_scan.cached_scan` as ``interp run``.
+  :func:`write_visualization` picks one (what ``interp visualize`` writes).
 
 Every map is normalised on its own; signed maps use the diverging blue-white-
 red colour map (red = positive), unsigned ones a heat ramp; everything is
@@ -22,7 +25,7 @@ import dataclasses
 import html
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +48,8 @@ __all__ = [
     "unit_tile",
     "class_overlays",
     "write_visualization",
+    "write_unit_grids",
+    "write_class_overlays",
     "crop_window",
     "map_rgb",
     "even_indices",
@@ -168,11 +173,7 @@ def unit_grids(
     from interpret_core.nn.receptive_field import receptive_field
     from interpret_core.analysis.unit_scan import scan_units
 
-    if not method.supports_units:
-        raise CapabilityError(
-            f"attribution {method.name!r} cannot project units",
-            "use a method with unit projections (supports_units; see `interp plugins`)",
-        )
+    _require_units(method)
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}", "e.g. --top-k 9")
     if scan is None or layer not in scan.layers:
@@ -327,6 +328,193 @@ img {{ image-rendering: pixelated; border: 1px solid #ccc; }}
 """
 
 
+def _require_units(method: Attribution) -> None:
+    if not method.supports_units:
+        raise CapabilityError(
+            f"attribution {method.name!r} cannot project units",
+            "use a method with unit projections (supports_units; see `interp plugins`)",
+        )
+
+
+def _summary_head(method: Attribution, method_spec: str, meta: dict[str, Any] | None, layer: str | None) -> dict[str, Any]:
+    return {
+        "method": method_spec,
+        "model": (meta or {}).get("model"),
+        "dataset": (meta or {}).get("dataset"),
+        "layer": layer,
+        "signed": bool(method.signed),
+        "index": "index.html",
+    }
+
+
+def _write_page(out: Path, summary: dict[str, Any], title: str, note: str, body: str) -> dict[str, Any]:
+    """``index.html`` (the page) and ``summary.json``; returns ``summary``."""
+    from interpret_core.util.io import write_json, write_text
+
+    write_text(out / "index.html", _PAGE.format(title=html.escape(title), note=note, body=body))
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _unit_entry(
+    out: Path, folder: str, unit: int, draw: Callable[[int], UnitFigure], method_spec: str, images: list[int], resume: bool
+) -> dict[str, Any]:
+    """One unit's PNGs and sidecar JSON: reused with ``resume`` when drawn by the same method on the same images."""
+    from interpret_core.util.io import read_json, write_json
+
+    name = f"{folder}/unit_{unit:03d}.png"
+    full_name = f"{folder}/unit_{unit:03d}_full.png"
+    sidecar = out / folder / f"unit_{unit:03d}.json"
+    if resume and sidecar.exists() and (out / name).exists() and (out / full_name).exists():
+        previous = read_json(sidecar)
+        if previous.get("method") == method_spec and previous.get("images") == images:
+            return previous
+    figure = draw(unit)
+    save_png(out / name, figure.rgb)
+    save_png(out / full_name, figure.full_rgb)
+    entry = {
+        "unit": unit,
+        "method": method_spec,
+        "png": name,
+        "full_png": full_name,
+        "size": [int(figure.rgb.shape[1]), int(figure.rgb.shape[0])],
+        "full_size": [int(figure.full_rgb.shape[1]), int(figure.full_rgb.shape[0])],
+        "images": figure.indices,
+        "maxima": figure.maxima,
+        "positions": [list(p) for p in figure.positions],
+        "windows": [list(w) for w in figure.windows],
+    }
+    write_json(sidecar, entry)
+    return entry
+
+
+def _unit_section(layer: str, entry: dict[str, Any], method_spec: str) -> str:
+    esc, unit, maxima = html.escape, entry["unit"], entry["maxima"]
+    inactive = (
+        "" if entry["active"] else
+        " <strong>The unit is not active on any of these images (maximum &le; 0): its ranking and "
+        "projections carry no information.</strong>"
+    )
+    name, full_name = entry["png"], entry["full_png"]
+    return (
+        f'<h2 id="unit-{unit}">{esc(layer)} unit {unit}</h2>\n'
+        f'<figure><a href="{esc(name)}"><img src="{esc(name)}" alt="{esc(layer)} unit {unit}, receptive-field crops"></a>'
+        f"<figcaption>Top {len(entry['images'])} images by maximal activation "
+        f"(max {max(maxima):.3g} .. {min(maxima):.3g}): image patch under the receptive "
+        f"field of the maximum | {esc(method_spec)} projection.{inactive}</figcaption></figure>\n"
+        f'<figure><a href="{esc(full_name)}"><img src="{esc(full_name)}" alt="{esc(layer)} unit {unit}, whole images" width="{entry["full_size"][0] // 2}"></a>'
+        f"<figcaption>Whole images (receptive field framed in yellow) | projection.</figcaption></figure>\n"
+    )
+
+
+def write_unit_grids(
+    out: str | os.PathLike,
+    model: Model,
+    dataset: Dataset,
+    method: Attribution,
+    layer: str,
+    *,
+    method_spec: str,
+    units: Sequence[int] | None = None,
+    top_k: int = 9,
+    indices: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 64,
+    progress: ProgressLike = None,
+    meta: dict[str, Any] | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """One Zeiler-Fergus grid per unit of ``layer`` as PNGs, plus ``index.html`` and ``summary.json``.
+
+    Writes ``<layer>/unit_<u>.png`` (receptive-field crops) and
+    ``<layer>/unit_<u>_full.png`` (whole images) for ``units`` (default all),
+    ranked over ``indices`` (default all images). The ranking scan is kept in
+    ``<layer>/scan.npz`` (:func:`~interpret_core.analysis.unit_scan.cached_scan`,
+    as ``interp run`` keeps its own) and every finished unit in
+    ``<layer>/unit_<u>.json``; with ``resume`` an interrupted run reuses both
+    when the model, data, images and method match (``meta`` identifies model
+    and data). Returns the JSON-able summary.
+    """
+    from interpret_core.analysis.unit_scan import cached_scan
+
+    _require_units(method)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    folder = slug(layer)
+    chosen = np.arange(len(dataset), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+    scan, _ = cached_scan(
+        out / folder / "scan.npz", model, dataset, [layer], indices=chosen,
+        meta={**(meta or {}), "layer": layer, "top_k": int(top_k)}, resume=resume,
+        batch_size=batch_size, top_k=top_k, progress=progress,
+    )
+    total_units = scan.units(layer)
+    unit_list = list(range(total_units)) if units is None else [int(u) for u in units]
+    bad = [u for u in unit_list if not 0 <= u < total_units]
+    if bad:
+        raise UsageError(f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}")
+
+    def draw(unit: int) -> UnitFigure:
+        (figure,) = unit_grids(model, dataset, layer, method, [unit], top_k=top_k, scan=scan)
+        return figure
+
+    task = start_task(progress, f"projecting {layer}", len(unit_list))
+    entries, sections = [], []
+    for unit in unit_list:
+        images = [int(i) for i in scan.topk[layer][unit][:top_k]]
+        entry = _unit_entry(out, folder, unit, draw, method_spec, images, resume)
+        entry["active"] = bool(max(entry["maxima"]) > 0)
+        entries.append(entry)
+        sections.append(_unit_section(layer, entry, method_spec))
+        task.advance()
+    summary = _summary_head(method, method_spec, meta, layer)
+    summary["units"] = entries
+    toc = " ".join(f'<a href="#unit-{u}">{u}</a>' for u in unit_list)
+    colour = "red = positive, blue = negative, white = 0" if method.signed else "black = 0, yellow/white = large"
+    note = (
+        f"Each unit's top-{top_k} images of the data set, ranked by the unit's maximal activation; each image "
+        f"patch under the receptive field of the maximum beside the projection of that single activation back "
+        f"to pixel space. Each projection is normalised on its own ({colour})."
+    )
+    return _write_page(out, summary, f"{method_spec}: {layer}", note, f"<p>Units: {toc}</p>\n" + "".join(sections))
+
+
+def write_class_overlays(
+    out: str | os.PathLike,
+    model: Model,
+    dataset: Dataset,
+    method: Attribution,
+    *,
+    method_spec: str,
+    indices: Sequence[int] | np.ndarray | None = None,
+    target: str | int = "predicted",
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Class-level overlays of ``indices`` (default: the first 16 images) as ``overlays.png``, plus the page.
+
+    ``target`` as in :func:`class_overlays`. Returns the JSON-able summary.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = list(range(min(16, len(dataset)))) if indices is None else [int(i) for i in indices]
+    tiles, rows = class_overlays(model, dataset, method, chosen, target=target)
+    if not tiles:
+        raise UsageError("no images to draw", "check --limit and the data set")
+    save_png(out / "overlays.png", grid(tiles, columns=2, pad=6))
+    summary = _summary_head(method, method_spec, meta, None)
+    summary["overlays"] = "overlays.png"
+    summary["images"] = rows
+    esc = html.escape
+    items = ", ".join(f"#{r['index']}: {esc(r['class'])}" for r in rows)
+    body = (
+        f'<figure><a href="overlays.png"><img src="overlays.png" alt="class-level overlays"></a>'
+        f"<figcaption>Image | overlay | map, for the target class of each image ({esc(items)}).</figcaption></figure>\n"
+    )
+    note = (
+        f"Target: {esc(str(target))}. Each map is normalised on its own; "
+        + ("red = positive, blue = negative." if method.signed else "brighter = larger magnitude.")
+    )
+    return _write_page(out, summary, f"{method_spec}: class-level maps", note, body)
+
+
 def write_visualization(
     out: str | os.PathLike,
     model: Model,
@@ -335,152 +523,16 @@ def write_visualization(
     *,
     method_spec: str,
     layer: str | None = None,
-    units: Sequence[int] | None = None,
-    top_k: int = 9,
-    indices: Sequence[int] | np.ndarray | None = None,
-    batch_size: int = 64,
     target: str | int = "predicted",
-    progress: ProgressLike = None,
-    meta: dict[str, Any] | None = None,
-    resume: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Write the PNGs and ``index.html`` into ``out``; return a JSON-able summary.
+    """What ``interp visualize`` writes: :func:`write_unit_grids` of ``layer``, or without one :func:`write_class_overlays`.
 
-    With ``layer``: one Zeiler-Fergus grid per unit (``<layer>/unit_<u>.png``,
-    receptive-field crops, and ``<layer>/unit_<u>_full.png``, whole images).
-    Without: class-level overlays of ``indices`` (default: the first 16),
-    ``overlays.png``.
-
-    Unit mode keeps its ranking scan (``<layer>/scan.npz``) and one JSON per
-    finished unit; with ``resume`` an interrupted run reuses both when the
-    model, data, images and method match (``meta`` identifies model and data).
+    ``options`` go to the chosen one: ``units``, ``top_k``, ``indices``,
+    ``batch_size``, ``progress``, ``meta``, ``resume`` for unit grids;
+    ``indices`` and ``meta`` for overlays (the others do not apply there).
     """
-    from interpret_core.api.errors import InterpError
-    from interpret_core.util.io import read_json, to_jsonable, write_json, write_text
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {
-        "method": method_spec,
-        "model": (meta or {}).get("model"),
-        "dataset": (meta or {}).get("dataset"),
-        "layer": layer,
-        "signed": bool(method.signed),
-        "index": "index.html",
-    }
-    esc = html.escape
     if layer is not None:
-        from interpret_core.analysis.unit_scan import UnitScan, scan_units
-
-        if not method.supports_units:
-            raise CapabilityError(
-                f"attribution {method.name!r} cannot project units",
-                "use a method with unit projections (supports_units; see `interp plugins`)",
-            )
-        folder = slug(layer)
-        chosen = np.arange(len(dataset), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
-        # The ranking scan is the long part on a big data set: keep it, and
-        # reuse it with resume=True when model, data and images match.
-        scan_meta = {**(meta or {}), "layer": layer, "top_k": int(top_k)}
-        scan_path = out / folder / "scan.npz"
-        scan = None
-        if resume and scan_path.exists():
-            try:
-                cached = UnitScan.load(scan_path)
-            except InterpError:
-                cached = None
-            if cached is not None and cached.meta == to_jsonable(scan_meta) and np.array_equal(cached.indices, chosen):
-                scan = cached
-        if scan is None:
-            scan = scan_units(model, dataset, [layer], batch_size=batch_size, top_k=top_k, indices=chosen, progress=progress)
-            scan.meta = to_jsonable(scan_meta)
-            scan.save(scan_path)
-        total_units = scan.units(layer)
-        unit_list = list(range(total_units)) if units is None else [int(u) for u in units]
-        bad = [u for u in unit_list if not 0 <= u < total_units]
-        if bad:
-            raise UsageError(
-                f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}"
-            )
-        task = start_task(progress, f"projecting {layer}", len(unit_list))
-        entries, sections = [], []
-        for unit in unit_list:
-            name = f"{folder}/unit_{unit:03d}.png"
-            full_name = f"{folder}/unit_{unit:03d}_full.png"
-            sidecar = out / folder / f"unit_{unit:03d}.json"
-            entry = None
-            if resume and sidecar.exists() and (out / name).exists() and (out / full_name).exists():
-                previous = read_json(sidecar)
-                if previous.get("method") == method_spec and previous.get("images") == [
-                    int(i) for i in scan.topk[layer][unit][:top_k]
-                ]:
-                    entry = previous
-            if entry is None:
-                (figure,) = unit_grids(model, dataset, layer, method, [unit], top_k=top_k, scan=scan)
-                save_png(out / name, figure.rgb)
-                save_png(out / full_name, figure.full_rgb)
-                entry = {
-                    "unit": unit,
-                    "method": method_spec,
-                    "png": name,
-                    "full_png": full_name,
-                    "size": [int(figure.rgb.shape[1]), int(figure.rgb.shape[0])],
-                    "full_size": [int(figure.full_rgb.shape[1]), int(figure.full_rgb.shape[0])],
-                    "images": figure.indices,
-                    "maxima": figure.maxima,
-                    "positions": [list(p) for p in figure.positions],
-                    "windows": [list(w) for w in figure.windows],
-                }
-                write_json(sidecar, entry)
-            entries.append(entry)
-            maxima = entry["maxima"]
-            entry["active"] = bool(max(maxima) > 0)
-            inactive = (
-                "" if entry["active"] else
-                " <strong>The unit is not active on any of these images (maximum &le; 0): its ranking and "
-                "projections carry no information.</strong>"
-            )
-            sections.append(
-                f'<h2 id="unit-{unit}">{esc(layer)} unit {unit}</h2>\n'
-                f'<figure><a href="{esc(name)}"><img src="{esc(name)}" alt="{esc(layer)} unit {unit}, receptive-field crops"></a>'
-                f"<figcaption>Top {len(entry['images'])} images by maximal activation "
-                f"(max {max(maxima):.3g} .. {min(maxima):.3g}): image patch under the receptive "
-                f"field of the maximum | {esc(method_spec)} projection.{inactive}</figcaption></figure>\n"
-                f'<figure><a href="{esc(full_name)}"><img src="{esc(full_name)}" alt="{esc(layer)} unit {unit}, whole images" width="{entry["full_size"][0] // 2}"></a>'
-                f"<figcaption>Whole images (receptive field framed in yellow) | projection.</figcaption></figure>\n"
-            )
-            task.advance()
-        summary["units"] = entries
-        toc = " ".join(f'<a href="#unit-{u}">{u}</a>' for u in unit_list)
-        body = f"<p>Units: {toc}</p>\n" + "".join(sections)
-        title = f"{method_spec}: {layer}"
-        colour = (
-            "red = positive, blue = negative, white = 0" if method.signed else "black = 0, yellow/white = large"
-        )
-        note = (
-            f"Each unit's top-{top_k} images of the data set, ranked by the unit's maximal activation; each image "
-            f"patch under the receptive field of the maximum beside the projection of that single activation back "
-            f"to pixel space. Each projection is normalised on its own ({colour})."
-        )
-    else:
-        chosen = list(range(min(16, len(dataset)))) if indices is None else [int(i) for i in indices]
-        tiles, rows = class_overlays(model, dataset, method, chosen, target=target)
-        if not tiles:
-            raise UsageError("no images to draw", "check --limit and the data set")
-        save_png(out / "overlays.png", grid(tiles, columns=2, pad=6))
-        summary["overlays"] = "overlays.png"
-        summary["images"] = rows
-        items = ", ".join(f"#{r['index']}: {esc(r['class'])}" for r in rows)
-        body = (
-            f'<figure><a href="overlays.png"><img src="overlays.png" alt="class-level overlays"></a>'
-            f"<figcaption>Image | overlay | map, for the target class of each image ({esc(items)}).</figcaption></figure>\n"
-        )
-        title = f"{method_spec}: class-level maps"
-        note = (
-            f"Target: {esc(str(target))}. Each map is normalised on its own; "
-            + ("red = positive, blue = negative." if method.signed else "brighter = larger magnitude.")
-        )
-    write_text(out / "index.html", _PAGE.format(title=esc(title), note=note, body=body))
-    write_json(out / "summary.json", summary)
-    return summary
-
+        return write_unit_grids(out, model, dataset, method, layer, method_spec=method_spec, **options)
+    overlay_options = {key: options[key] for key in ("indices", "meta") if key in options}
+    return write_class_overlays(out, model, dataset, method, method_spec=method_spec, target=target, **overlay_options)
