@@ -183,3 +183,34 @@ def test_dash_o_with_a_key_value_is_refused_not_taken_as_a_folder(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and "-o now means --out" in err and "--metric-option" in err
     assert not (tmp_path / "distance=smd").exists()
+
+
+class _Stop(Exception):
+    """Raised by a stand-in to stop a command once it has built its configuration."""
+
+
+def test_old_option_spelling_reaches_the_metric_in_run_and_the_method_in_visualize(monkeypatch, capsys, tmp_path):
+    import interpret_core.registry.loader as loader
+    import interpret_core.workflows.run as run_module
+
+    seen = {}
+
+    def fake_run(config, progress=None):
+        seen["run"] = (config.method, config.metric_options)
+        raise _Stop
+
+    def fake_get_attribution(name, **options):
+        seen["visualize"] = (name, options)
+        raise _Stop
+
+    monkeypatch.setattr(run_module, "run", fake_run)
+    monkeypatch.setattr(loader, "get_attribution", fake_get_attribution)
+    monkeypatch.setenv("INTERP_DEBUG", "0")
+
+    main(["run", "--option", "distance=smd", "--metric-option", "min_images=3", "--method-option", "max_batch=8"])
+    assert seen["run"] == ("deconv:max_batch=8", {"min_images": 3, "distance": "smd"})
+    assert "--option is deprecated" in capsys.readouterr().err
+
+    main(["visualize", "--method", "guided-backprop:crop=false", "--option", "max_batch=16", "--out", str(tmp_path / "v")])
+    assert seen["visualize"] == ("guided-backprop", {"crop": False, "max_batch": 16})
+    assert "use --method-option" in capsys.readouterr().err
