@@ -140,14 +140,14 @@ def test_run_errors_are_one_line_with_hints(planted_plugin, tmp_path, capsys):
     assert "act9" in capsys.readouterr().err
     assert main(base + ["--method", "unit-max-gradient", "--option", "distance=cohen"]) == 2
     assert "unknown distance" in capsys.readouterr().err
-    assert main(base + ["--method", "unit-max-gradient", "--option", "min_images=1000"]) == 1
-    assert "min_images" in capsys.readouterr().err
+    assert main(base + ["--method", "unit-max-gradient", "--option", "min_observations=1000"]) == 1
+    assert "min_observations" in capsys.readouterr().err
     assert not (tmp_path / "x" / "results.json").exists()
 
 
 def test_run_default_out_dir_is_new_each_time(planted_plugin, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    args = PLANTED_ARGS + ["--limit", "80", "--option", "min_images=5", "--layers", "act1"]
+    args = PLANTED_ARGS + ["--limit", "80", "--option", "min_observations=5", "--option", "min_subjects=2", "--layers", "act1"]
     assert main(args) == 0
     assert main(args) == 0
     table = capsys.readouterr().out
@@ -163,7 +163,7 @@ def test_run_with_the_real_plugins_on_small_synthfacs(synthfacs_root, tmp_path, 
     """The README's command on the 6-subject fixture: fer-cnn (shipped weights if any) + deconv."""
     out = tmp_path / "sf"
     code = main(["run", "--method", "deconv", "--metric", "au-distance", "--dataset", "synthfacs",
-                 "--data-root", str(synthfacs_root), "--out", str(out), "--option", "min_images=5", "--json"])
+                 "--data-root", str(synthfacs_root), "--out", str(out), "--option", "min_observations=5", "--option", "min_subjects=2", "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     results = json.loads((out / "results.json").read_text())
@@ -171,13 +171,20 @@ def test_run_with_the_real_plugins_on_small_synthfacs(synthfacs_root, tmp_path, 
 
     assert results["model"]["name"] == "fer-cnn" and results["layers"] == get_model("fer-cnn").layers
     assert results["dataset"]["images"] == results["dataset"]["of"] > 0
-    assert results["mapping"] and all(row["figures"] for row in results["mapping"])
+    assert results["mapping"] and all(row["figures"] for row in results["mapping"] if row["layer"] is not None)
+    assert results["statistical_unit"] == "sequence" and results["selection"] == "held-out"
     for row in results["mapping"]:
+        assert row["verdict"] in ("localised", "elsewhere", "none", "untestable")
+        if row["verdict"] == "untestable":
+            continue
         # SynthFACS has ground-truth masks, so every mapped AU gets an agreement and a chance level.
         assert 0.0 <= row["spatial_agreement"] <= 1.0 and 0.0 < row["chance"] < 1.0
         assert row["layer"] in results["layers"]
+        if row["verdict"] == "localised":
+            assert row["spatial_agreement"] > row["chance"]
     scored = {row["au"] for row in results["aus"] if row["scored"]}
-    assert {row["au"] for row in results["mapping"]} == scored
+    assert {row["au"] for row in results["mapping"] if row["layer"] is not None} == scored
+    assert {row["au"] for row in results["mapping"]} == {row["au"] for row in results["aus"]}
     units = sum(shape[0] for shape in results["scan"]["shapes"].values())
     assert len(results["scores"]) == len(scored) * units
     # A method without unit projections is refused before any work.
@@ -232,7 +239,7 @@ def test_run_takes_method_specs_and_dataset_options(planted_plugin, tmp_path, mo
 
     monkeypatch.chdir(tmp_path)
     base = ["run", "--metric", "au-distance", "--model", "planted-aus-net", "--dataset", "planted-aus", "--top-k", "4",
-            "--layers", "act1", "--option", "min_images=5"]
+            "--layers", "act1", "--option", "min_observations=5", "--option", "min_subjects=2"]
     with _registered("test-run-optional-units", interp_register_attributions=[OptionalUnits]):
         assert main(base + ["--method", "optional-units-standin", "--out", "refused"]) == 2
         err = capsys.readouterr().err

@@ -32,6 +32,9 @@ __all__ = [
     "bh_qvalues",
     "presence_phi",
     "chance_excess_p",
+    "group_means",
+    "weighted_auc",
+    "percentile_interval",
 ]
 
 
@@ -372,3 +375,88 @@ def chance_excess_p(hits: np.ndarray, chance: np.ndarray) -> float:
         return 0.0 if observed > expected else 1.0
     z = (observed - expected - 0.5) / np.sqrt(variance)
     return float(_normal_sf(np.asarray(z)))
+
+
+def group_means(values: np.ndarray, group_of: np.ndarray, count: int) -> np.ndarray:
+    """Mean of the rows of each group: ``[G, U]`` from ``values [N, U]`` and ``group_of [N]``.
+
+    ``group_of[n]`` is row n's group in ``0..count-1``, or -1 to leave the row
+    out. A group without rows is NaN. This is how frames become one value per
+    sequence (or subject) before any test: near-copies of one face must not
+    count as independent observations.
+    """
+    values = _as_values(values)
+    group_of = np.asarray(group_of, dtype=np.int64)
+    if group_of.shape != (values.shape[0],):
+        raise ValueError(f"group_of must be [N={values.shape[0]}], got {group_of.shape}")
+    keep = group_of >= 0
+    sums = np.zeros((count, values.shape[1]))
+    np.add.at(sums, group_of[keep], values[keep])
+    sizes = np.bincount(group_of[keep], minlength=count).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sums / sizes[:, None]
+
+
+def weighted_auc(values: np.ndarray, groups: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC with observation weights, for many weight vectors at once: ``[B, A, U]``.
+
+    With integer weights (bootstrap counts) this is exactly the AUC of the
+    sample in which observation g appears ``weights[b, g]`` times, so a
+    subject bootstrap needs no copying: rank once, then every resample is a
+    cumulative sum. Weight 0 leaves an observation out (e.g. another fold).
+
+    For in-group weight ``W1`` the weighted U is
+    ``sum_{i in} w_i C(i) - W1**2 / 2`` with
+    ``C(i) = sum_j w_j ([x_j < x_i] + [x_j = x_i] / 2)`` over all observations
+    (the in-group's own pairs contribute exactly ``W1**2 / 2``);
+    AUC = ``U / (W1 W0)``, NaN where a group has no weight.
+
+    Args:
+        values: [G, U] one value per observation and unit.
+        groups: bool [A, G] in-group of each concept.
+        weights: [B, G] non-negative weight of each observation per resample.
+    """
+    values = _as_values(values)
+    count, units = values.shape
+    groups = _as_groups(groups, count)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim == 1:
+        weights = weights[None]
+    if weights.shape[1] != count:
+        raise ValueError(f"weights must be [B, {count}], got {weights.shape}")
+    order = np.argsort(values, axis=0, kind="stable")  # [G, U]
+    ordered = np.take_along_axis(values, order, axis=0)
+    starts = np.ones((count, units), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    ends = np.ones((count, units), dtype=bool)
+    ends[:-1] = starts[1:]
+    position = np.arange(count)[:, None]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=0)
+    last = np.minimum.accumulate(np.where(ends, position, count - 1)[::-1], axis=0)[::-1]
+    sorted_weights = weights[:, order]  # [B, G, U]
+    cumulative = np.cumsum(sorted_weights, axis=1)
+    padded = np.concatenate([np.zeros((weights.shape[0], 1, units)), cumulative], axis=1)
+    columns = np.arange(units)[None, :]
+    below = padded[:, first, columns]  # weight strictly below the tie group
+    tied = padded[:, last + 1, columns] - below
+    credit_sorted = below + 0.5 * tied
+    inverse = np.argsort(order, axis=0)
+    credit = np.take_along_axis(credit_sorted, np.broadcast_to(inverse[None], credit_sorted.shape), axis=1)  # [B, G, U]
+    in_weights = weights[:, None, :] * groups[None].astype(np.float64)  # [B, A, G]
+    w1 = in_weights.sum(axis=2)  # [B, A]
+    w0 = weights.sum(axis=1)[:, None] - w1
+    u = np.matmul(in_weights, credit) - 0.5 * (w1**2)[:, :, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = u / (w1 * w0)[:, :, None]
+    return np.where(((w1 > 0) & (w0 > 0))[:, :, None], auc, np.nan)
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
+    """The central ``level`` percentile interval of the finite ``samples`` (None, None if there are none)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return None, None
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(samples, [tail, 100.0 - tail])
+    return float(low), float(high)

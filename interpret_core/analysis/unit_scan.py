@@ -29,7 +29,10 @@ from interpret_core.util.progress import ProgressLike, start_task
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Model
 
-__all__ = ["UnitScan", "scan_units", "cached_scan", "load_batch", "annotations"]
+__all__ = [
+    "UnitScan", "scan_units", "cached_scan", "load_batch", "annotations",
+    "grouping", "observations", "Observations", "STATISTICAL_UNITS",
+]
 
 #: Version of the ``.npz`` layout written by :meth:`UnitScan.save`.
 SCAN_FORMAT = 1
@@ -141,6 +144,119 @@ def annotations(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> tuple[
     emotions = [all_emotions[int(i)] for i in indices.tolist()]
     aus = [{int(numbers[j]): int(intensity[i, j]) for j in np.flatnonzero(presence[i])} for i in indices.tolist()]
     return aus, np.asarray([-1 if e is None else int(e) for e in emotions], dtype=np.int64)
+
+
+def grouping(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> tuple[list[str], list[str] | None]:
+    """Subject id and sequence id (None where the data set has none) of the samples at ``indices``.
+
+    Uses the data set's ``subjects`` / ``sequences`` properties when it has
+    them (CK+ and SynthFACS do, without decoding), else decodes the samples.
+    Sequences are None when no sample names one (empty ids).
+    """
+    indices = np.asarray(indices, dtype=np.int64).tolist()
+    subjects_all = getattr(type(dataset), "subjects", None)
+    sequences_all = getattr(dataset, "sequences", None) if hasattr(type(dataset), "sequences") else None
+    if isinstance(subjects_all, property) and sequences_all is not None and not callable(sequences_all):
+        every_subject = dataset.subjects
+        subjects = [str(every_subject[i]) for i in indices]
+        sequences = [str(sequences_all[i]) if sequences_all[i] else "" for i in indices]
+    else:
+        samples = [dataset[i] for i in indices]
+        subjects = [str(sample.subject) for sample in samples]
+        sequences = [str(sample.sequence) if sample.sequence else "" for sample in samples]
+    if not any(sequences):
+        return subjects, None
+    return subjects, sequences
+
+
+#: statistical unit -> what one observation is.
+STATISTICAL_UNITS: dict[str, str] = {
+    "sequence": "one value per sequence and label set: the mean of the unit's maxima over the sequence's frames "
+    "that share emotion and AUs (a data set without sequence ids falls back to subject)",
+    "subject": "one value per subject and label set: the mean of the unit's maxima over the subject's frames "
+    "that share emotion and AUs",
+    "frame": "FRAME-LEVEL: every image is its own observation (near-copies of one face counted as independent)",
+}
+
+
+@dataclasses.dataclass
+class Observations:
+    """Frames grouped into the statistical unit of the tests.
+
+    Attributes:
+        unit: the statistical unit actually used (``sequence``, ``subject`` or ``frame``).
+        of_frame: int64 [N] observation of each scanned frame, -1 if left out.
+        subjects: [G] subject id of each observation.
+        emotions: int64 [G] emotion of each observation (-1 unlabelled).
+        presence: bool [A, G] AU presence of each observation.
+        frames: int64 [G] number of frames averaged into each observation.
+    """
+
+    unit: str
+    of_frame: np.ndarray
+    subjects: list[str]
+    emotions: np.ndarray
+    presence: np.ndarray
+    frames: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def means(self, values: np.ndarray) -> np.ndarray:
+        """float64 [G, U] per-observation mean of frame values [N, U]."""
+        from interpret_core.analysis.stats import group_means
+
+        return group_means(values, self.of_frame, len(self))
+
+
+def observations(
+    unit: str,
+    subjects: Sequence[str],
+    sequences: Sequence[str] | None,
+    presence: np.ndarray,
+    emotions: np.ndarray,
+    keep: np.ndarray | None = None,
+) -> Observations:
+    """Group frames into observations of ``unit`` (see :data:`STATISTICAL_UNITS`).
+
+    Frames of one sequence (or subject) that share emotion and AU set are one
+    observation; the frame order of first appearance fixes the observation
+    order, so the grouping is deterministic. ``keep`` (bool [N]) leaves frames
+    out (e.g. neutral ones).
+
+    Args:
+        presence: bool [A, N] AU presence per frame.
+        emotions: int64 [N].
+    """
+    if unit not in STATISTICAL_UNITS:
+        raise UsageError(f"unknown statistical unit {unit!r}; valid: {', '.join(STATISTICAL_UNITS)}", "e.g. unit=sequence")
+    presence = np.asarray(presence, dtype=bool)
+    emotions = np.asarray(emotions, dtype=np.int64)
+    count = presence.shape[1]
+    keep = np.ones(count, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    if unit == "sequence" and sequences is None:
+        unit = "subject"
+    owners = sequences if unit == "sequence" else subjects
+    of_frame = np.full(count, -1, dtype=np.int64)
+    index: dict[Any, int] = {}
+    first: list[int] = []
+    packed = np.packbits(presence, axis=0).T  # [N, bytes]: the AU set of each frame
+    for n in np.flatnonzero(keep).tolist():
+        key = n if unit == "frame" else (owners[n], int(emotions[n]), packed[n].tobytes())  # type: ignore[index]
+        g = index.get(key)
+        if g is None:
+            g = index[key] = len(first)
+            first.append(n)
+        of_frame[n] = g
+    first_frame = np.asarray(first, dtype=np.int64)
+    return Observations(
+        unit=unit,
+        of_frame=of_frame,
+        subjects=[str(subjects[n]) for n in first],
+        emotions=emotions[first_frame] if first else np.zeros(0, dtype=np.int64),
+        presence=presence[:, first_frame] if first else np.zeros((presence.shape[0], 0), dtype=bool),
+        frames=np.bincount(of_frame[of_frame >= 0], minlength=len(first)).astype(np.int64),
+    )
 
 
 def _has_own_arrays(dataset: Dataset) -> bool:

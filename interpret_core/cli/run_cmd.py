@@ -30,19 +30,28 @@ def _render(results: dict[str, Any]):
         f"{'' if model['trained'] else ' (untrained)'} · {results['dataset']['name']} "
         f"({results['dataset']['images']} images)"
     )
-    table = Table(title=title, title_justify="left")
-    for column in ("AU", "layer/unit", "distance", "q-value", "spatial agreement", "chance"):
-        table.add_column(column, justify="left" if column in ("AU", "layer/unit") else "right")
+    unit = results.get("statistical_unit") or "frame"
+    selection = results.get("selection") or "paper"
+    verdicts = (results.get("summary") or {}).get("verdicts") or {}
+    caption = (f"statistical unit: {unit}{' (FRAME-LEVEL)' if unit == 'frame' else ''}; selection: {selection}"
+               f"{' (in-sample)' if selection == 'paper' else ' (evidence on held-out subjects)'}; "
+               + ", ".join(f"{name} {count}" for name, count in verdicts.items()))
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for column in ("AU", "verdict", "layer/unit", "delta", "q-value", "agreement", "chance", "null", "selected again"):
+        table.add_column(column, justify="left" if column in ("AU", "verdict", "layer/unit") else "right")
     for row in results["mapping"]:
-        significant = row.get("significant")
         au = f"AU{row['au']}"
+        stability = row.get("stability") or {}
         table.add_row(
-            f"[bold]{au}[/bold]" if significant else au,
-            f"{row['layer']}/{row['unit']}",
+            f"[bold]{au}[/bold]" if row.get("verdict") == "localised" else au,
+            str(row.get("verdict", "-")),
+            "-" if row.get("layer") is None else f"{row['layer']}/{row['unit']}",
             format_number(row.get("distance")),
             format_number(row.get("q_value")),
             format_number(row.get("spatial_agreement"), 2, scientific=False),
             format_number(row.get("chance"), 2, scientific=False),
+            format_number(row.get("null_agreement"), 2, scientific=False),
+            format_number(stability.get("selection_frequency"), 2, scientific=False),
         )
     return table
 

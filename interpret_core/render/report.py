@@ -57,8 +57,20 @@ def _summary_lines(results: dict[str, Any]) -> list[str]:
         f"data set: {dataset.get('name')}, {dataset.get('images')} of {dataset.get('of')} images"
         + (f"; AU regions: {dataset['au_masks']}" if dataset.get("au_masks") else ""),
         f"layers: {', '.join(results.get('layers', []))}",
-        f"AUs mapped: {summary.get('aus_mapped')}, significant (q < alpha): {summary.get('significant')}",
     ]
+    unit = results.get("statistical_unit")
+    if unit is not None:  # a metric that declares its observations and selection (au-distance)
+        lines.append(
+            f"statistical unit: {unit}" + (" (FRAME-LEVEL: near-copies of one face counted as independent)" if unit == "frame" else "")
+            + f"; selection: {results.get('selection')}"
+            + (" (in-sample: selection and evidence on the same images)" if results.get("selection") == "paper"
+               else " (selected on some subjects, evidence on held-out subjects)")
+        )
+    verdicts = summary.get("verdicts")
+    if verdicts:
+        lines.append("verdicts: " + ", ".join(f"{name} {count}" for name, count in verdicts.items()))
+    else:
+        lines.append(f"AUs mapped: {summary.get('aus_mapped')}, significant (q < alpha): {summary.get('significant')}")
     if summary.get("mean_spatial_agreement") is not None:
         lines.append(
             f"spatial agreement: mean {format_number(summary['mean_spatial_agreement'], 2, False)} vs chance "

@@ -224,9 +224,10 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     mapping = result.mapping if result.mapping is not None else _best_per_concept(scores, metric.higher_is_better)
 
     t0 = time.perf_counter()
-    figures = draw_unit_figures(model, dataset, scan, mapping, attribution, out, progress=progress)
+    drawable = [row for row in mapping if row.get("layer") is not None]  # an untestable AU has no unit
+    figures = draw_unit_figures(model, dataset, scan, drawable, attribution, out, progress=progress)
     for row in mapping:
-        row["figures"] = figures.get(_figure_key(row), [])
+        row["figures"] = figures.get(_figure_key(row), []) if row.get("layer") is not None else []
     timings["figures_s"] = time.perf_counter() - t0
 
     results: dict[str, Any] = {
@@ -251,6 +252,9 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
         "layers": layers,
         "top_k": config.top_k,
         "seed": config.seed,
+        # What one observation of the tests is and how units were selected (a metric that declares them).
+        "statistical_unit": result.extra.get("statistical_unit"),
+        "selection": result.extra.get("selection"),
         "metric_options": {**to_jsonable(config.metric_options), **metric.options()},
         "definitions": result.extra.get("definitions", {"metric": metric.description}),
         "report": {
@@ -281,6 +285,7 @@ def write_outputs(out: Path, results: dict[str, Any]) -> None:
 
     write_text(out / "scores.csv", scores_csv(results["scores"]))
     write_text(out / "mapping.md", render_mapping_markdown(results))
+    write_text(out / "mapping.csv", mapping_csv(results["mapping"]))
     write_text(out / "report.html", render_html(results))
 
 
@@ -295,6 +300,40 @@ def scores_csv(scores: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in scores:
+        writer.writerow({key: ("" if row.get(key) is None else row.get(key)) for key in columns})
+    return buffer.getvalue()
+
+
+#: Columns of mapping.csv that come first (one row per AU).
+MAPPING_FIRST = ("au", "verdict", "layer", "unit", "statistical_unit", "selected_on", "delta", "q_value",
+                 "spatial_agreement", "chance", "null_agreement", "n_with", "n_without")
+
+
+def mapping_csv(mapping: list[dict[str, Any]]) -> str:
+    """mapping.csv text: one row per mapping row, the verdict first; nested fields (stability, oracle) flattened."""
+    flat_rows = []
+    for row in mapping:
+        flat: dict[str, Any] = {}
+        for key, value in row.items():
+            if key == "figures":
+                continue
+            if isinstance(value, dict):
+                for inner, item in value.items():
+                    flat[f"{key}_{inner}"] = " ".join(map(str, item)) if isinstance(item, list) else item
+            elif isinstance(value, list):
+                flat[key] = " ".join(f"{v['layer']}/{v['unit']}" if isinstance(v, dict) and "unit" in v else str(v) for v in value)
+            else:
+                flat[key] = value
+        flat_rows.append(flat)
+    columns = [c for c in MAPPING_FIRST if any(c in r for r in flat_rows)]
+    for row in flat_rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in flat_rows:
         writer.writerow({key: ("" if row.get(key) is None else row.get(key)) for key in columns})
     return buffer.getvalue()
 
@@ -337,8 +376,13 @@ def _card_summary(card: dict[str, Any] | None) -> dict[str, Any] | None:
 def _summary(mapping: list[dict[str, Any]]) -> dict[str, Any]:
     primary = [row for row in mapping if row.get("rank", 0) == 0]
     agreements = [row for row in primary if row.get("spatial_agreement") is not None]
+    verdicts = {name: sum(1 for row in primary if row.get("verdict") == name)
+                for name in ("localised", "elsewhere", "none", "untestable")}
+    localised = [row for row in agreements if row.get("verdict") == "localised"]
     return {
-        "aus_mapped": len(primary),
+        "verdicts": verdicts if any("verdict" in row for row in primary) else None,
+        "mean_agreement_localised": float(np.mean([r["spatial_agreement"] for r in localised])) if localised else None,
+        "aus_mapped": sum(1 for row in primary if row.get("layer") is not None),
         "significant": sum(1 for row in primary if row.get("significant")),
         "mean_spatial_agreement": float(np.mean([r["spatial_agreement"] for r in agreements])) if agreements else None,
         "mean_chance": float(np.mean([r["chance"] for r in agreements])) if agreements else None,

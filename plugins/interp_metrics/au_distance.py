@@ -1,13 +1,21 @@
 """The ``au-distance`` unit metric: which feature maps detect which action units.
 
-For every AU with enough images with and without it, and every unit of the
-chosen layers, compare the distribution of the unit's maximal activation on
-images showing the AU with images not showing it (Fan, Yuan & Zhu 2019). Each
-score gets a Mann-Whitney p-value and a Benjamini-Hochberg q-value; the
-mapping names, per AU, the unit(s) with the largest distance and, per unit,
-the AU it is most sensitive to. Beyond the paper: spatial agreement of the
-mapped unit's maximal activation with the AU's region (against chance), and
-co-occurrence controls (within-emotion and within-partner-AU strata).
+For every AU with enough observations with and without it, and every unit of
+the chosen layers, compare the distribution of the unit's maximal activation
+with the AU against without it (Fan, Yuan & Zhu 2019), with a Mann-Whitney
+p-value and a Benjamini-Hochberg q-value per score.
+
+Two selections:
+
+* ``selection=held-out`` (default): the observation is the sequence (frames
+  averaged), neutral frames are left out of "without", each AU's unit is
+  selected on some subjects by discrimination and localisation and its
+  evidence (delta, q, spatial agreement against the dilated-mask chance and a
+  shuffled-mask null) is taken on other subjects, with a subject bootstrap and
+  a verdict per AU (:mod:`interp_metrics.au_heldout`);
+* ``selection=paper``: the paper's procedure exactly as before: every frame is
+  an observation, neutral frames count as "without", the unit with the
+  largest in-sample distance is mapped, its spatial agreement is in-sample.
 
 Definitions and reasoning: docs/metrics.md. No torch at import time.
 """
@@ -29,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Attribution, Dataset, Model
     from interpret_core.analysis.unit_scan import UnitScan
 
-__all__ = ["AUDistance", "DISTANCES", "LOCATE_MODES"]
+__all__ = ["AUDistance", "DISTANCES", "LOCATE_MODES", "SELECTIONS"]
 
 #: distance option -> one-line definition (docs/metrics.md has the reasoning).
 DISTANCES: dict[str, str] = {
@@ -41,9 +49,15 @@ DISTANCES: dict[str, str] = {
 }
 #: how spatial agreement locates a unit's response in an image.
 LOCATE_MODES: dict[str, str] = {
+    "peak": "peak of the unit's projection (with --method) within a tolerance of the AU region (held-out default)",
     "receptive-field": "centre of the receptive field of the maximal activation falls inside the AU region",
     "projection": "share of the unit projection's absolute mass inside the AU region (needs --method)",
     "none": "skip spatial agreement",
+}
+#: selection option -> what it does (docs/metrics.md, section 4).
+SELECTIONS: dict[str, str] = {
+    "held-out": "unit selected on other subjects' folds (discrimination and localisation), evidence on held-out folds",
+    "paper": "the paper's procedure: largest in-sample distance over all frames (neutral frames count as without)",
 }
 
 
@@ -93,17 +107,33 @@ class _LayerScores:
 
 
 class AUDistance(UnitMetric):
-    """Per-unit AU sensitivity from maximal activations, with significance and mapping.
+    """Per-unit AU sensitivity from maximal activations, with significance, mapping and a verdict per AU.
 
     Options (keyword arguments; strings are accepted, as from ``--metric-option key=value``):
+        selection: one of :data:`SELECTIONS` (default ``held-out``).
+        unit: statistical unit, ``sequence`` (default; subject where the data
+            set has no sequences), ``subject`` or ``frame`` (frame-level, labelled
+            so in every output). ``selection=paper`` implies ``frame``.
+        include_neutral: count neutral frames as "without the AU" (default
+            False; ``selection=paper`` implies True).
+        min_observations: an AU is tested only with at least this many
+            observations (of the statistical unit) with it and as many without (default 10).
+        min_subjects: ... and at least this many subjects with it and without (default 5;
+            not used by ``selection=paper``).
         distance: one of :data:`DISTANCES` (default ``delta``).
-        min_images: an AU is scored only with at least this many images with it
-            and this many without (default 10).
-        units_per_au: units mapped to each AU (default 1).
-        alpha: q-value threshold that marks a mapping significant (default 0.05);
-            for the signed distances (delta, smd, auc) the unit must also fire more
-            with the AU (AUC > 0.5).
-        locate: spatial agreement mode, one of :data:`LOCATE_MODES`.
+        units_per_au: units mapped to each AU by ``selection=paper`` (default 1).
+        alpha: q-value threshold of significance (default 0.05); for the signed
+            distances the unit must also fire more with the AU.
+        locate: one of :data:`LOCATE_MODES` (default ``peak`` for held-out,
+            ``receptive-field`` for paper).
+        tolerance: pixels a located peak may miss the mask by (default: half the
+            layer's stride, at least 1); chance uses the mask dilated by it.
+        folds, seed: subject-disjoint folds of the held-out selection (default 5, 0).
+        candidates, candidate_share: the selection rule's pool (default: the 3
+            largest-distance units with at least 0.5 of the top distance).
+        localise_per_fold: observations per AU and fold whose peak is located (default 8).
+        bootstrap: subject-bootstrap resamples (default 200; 0 = none).
+        null_draws: shuffled-mask pairings per observation (default 10).
         controls: compute the co-occurrence controls (default True).
         min_partner_phi: an AU's partner (the AU it co-occurs with most) is
             controlled for only when their phi coefficient reaches this (default 0.2).
@@ -111,24 +141,41 @@ class AUDistance(UnitMetric):
     """
 
     name = "au-distance"
-    description = "unit max activation with vs without each AU: Cliff's delta, Mann-Whitney p, BH q, mapping, spatial agreement"
+    description = "unit max activation with vs without each AU per sequence: held-out selection, delta, q, localisation, verdict"
     higher_is_better = True
     needs_aus = True
     report_text = REPORT_TEXT
 
     def __init__(
         self,
+        selection: str = "held-out",
+        unit: str | None = None,
+        include_neutral: bool | str | None = None,
+        min_observations: int | str = 10,
+        min_subjects: int | str = 5,
         distance: str = "delta",
-        min_images: int | str = 10,
         units_per_au: int | str = 1,
         alpha: float | str = 0.05,
-        locate: str = "receptive-field",
+        locate: str | None = None,
+        tolerance: int | str | None = None,
+        folds: int | str = 5,
+        seed: int | str = 0,
+        candidates: int | str = 3,
+        candidate_share: float | str = 0.5,
+        localise_per_fold: int | str = 8,
+        bootstrap: int | str = 200,
+        null_draws: int | str = 10,
         controls: bool | str = True,
         min_partner_phi: float | str = 0.2,
         batch_size: int | str = 64,
         top_k: int | str = 9,
         **options: Any,
     ):
+        if "min_images" in options:
+            raise UsageError(
+                "au-distance option min_images was replaced: observations are sequences by default, not images",
+                "use min_observations=N (counted in the statistical unit) and min_subjects=N",
+            )
         super().__init__(**options)
         if distance not in DISTANCES:
             import difflib
@@ -138,24 +185,59 @@ class AUDistance(UnitMetric):
                 f"au-distance: unknown distance {distance!r}; valid: {', '.join(DISTANCES)}",
                 f"did you mean {close[0]!r}?" if close else "see docs/metrics.md",
             )
+        if selection not in SELECTIONS:
+            raise UsageError(f"au-distance: unknown selection {selection!r}; valid: {', '.join(SELECTIONS)}", "see docs/metrics.md")
+        paper = selection == "paper"
+        locate = locate if locate is not None else ("receptive-field" if paper else "peak")
         if locate not in LOCATE_MODES:
             raise UsageError(f"au-distance: unknown locate {locate!r}; valid: {', '.join(LOCATE_MODES)}", "see docs/metrics.md")
+        if not paper and locate == "projection":
+            raise UsageError("au-distance: locate=projection (mass share) belongs to selection=paper",
+                             "use locate=peak (the projection's peak) with the held-out selection")
+        from interpret_core.analysis.unit_scan import STATISTICAL_UNITS
+
+        unit = unit if unit is not None else ("frame" if paper else "sequence")
+        if unit not in STATISTICAL_UNITS:
+            raise UsageError(f"au-distance: unknown unit {unit!r}; valid: {', '.join(STATISTICAL_UNITS)}", "e.g. unit=sequence")
+        if paper and unit != "frame":
+            raise UsageError("au-distance: selection=paper is the paper's frame-level procedure", "drop unit= or use selection=held-out")
+        self.selection = selection
+        self.unit = unit
+        self.include_neutral = paper if include_neutral is None else _as_bool("include_neutral", include_neutral)
+        if paper and not self.include_neutral:
+            raise UsageError("au-distance: selection=paper counts neutral frames as without", "drop include_neutral=")
+        self.min_observations = _as_number("min_observations", min_observations, int, 1)
+        self.min_subjects = _as_number("min_subjects", min_subjects, int, 1)
         self.distance = distance
-        self.min_images = _as_number("min_images", min_images, int, 1)
         self.units_per_au = _as_number("units_per_au", units_per_au, int, 1)
         self.alpha = _as_number("alpha", alpha, float, 0.0, 1.0)
         self.locate = locate
+        self.tolerance = None if tolerance in (None, "stride") else _as_number("tolerance", tolerance, int, 0)
+        self.folds = _as_number("folds", folds, int, 2)
+        self.seed = _as_number("seed", seed, int, 0)
+        self.candidates = _as_number("candidates", candidates, int, 1)
+        self.candidate_share = _as_number("candidate_share", candidate_share, float, 0.0, 1.0)
+        self.localise_per_fold = _as_number("localise_per_fold", localise_per_fold, int, 1)
+        self.bootstrap = _as_number("bootstrap", bootstrap, int, 0)
+        self.null_draws = _as_number("null_draws", null_draws, int, 1)
         self.controls = _as_bool("controls", controls)
         self.min_partner_phi = _as_number("min_partner_phi", min_partner_phi, float, -1.0, 1.0)
         self.batch_size = _as_number("batch_size", batch_size, int, 1)
         self.top_k = _as_number("top_k", top_k, int, 1)
 
+    # Kept for readers of the paper path: the frame-level minimum.
+    @property
+    def min_images(self) -> int:
+        return self.min_observations
+
     def options(self) -> dict[str, Any]:
         """The effective options, for results files."""
-        return {
+        common = {
+            "selection": self.selection,
+            "unit": self.unit,
+            "include_neutral": self.include_neutral,
+            "min_observations": self.min_observations,
             "distance": self.distance,
-            "min_images": self.min_images,
-            "units_per_au": self.units_per_au,
             "alpha": self.alpha,
             "locate": self.locate,
             "controls": self.controls,
@@ -163,6 +245,21 @@ class AUDistance(UnitMetric):
             "batch_size": self.batch_size,
             "top_k": self.top_k,
         }
+        if self.selection == "paper":
+            common["units_per_au"] = self.units_per_au
+        else:
+            common.update(
+                min_subjects=self.min_subjects,
+                tolerance="stride" if self.tolerance is None else self.tolerance,
+                folds=self.folds,
+                seed=self.seed,
+                candidates=self.candidates,
+                candidate_share=self.candidate_share,
+                localise_per_fold=self.localise_per_fold,
+                bootstrap=self.bootstrap,
+                null_draws=self.null_draws,
+            )
+        return common
 
     # -- entry point -----------------------------------------------------------
     def evaluate(
@@ -180,14 +277,15 @@ class AUDistance(UnitMetric):
 
         Args:
             scan: a finished unit scan to reuse (else one is run here).
-            method: the attribution used when ``locate="projection"``.
+            method: the attribution that projects units (``locate=peak`` / ``projection``).
             progress: callable(done, total) or a rich Progress.
             indices: data-set indices to use (default: all).
 
         Returns:
-            scores: one row per (layer, unit, AU); mapping: per AU its unit(s);
-            tables: the report's; extra: ``unit_mapping``, ``layer_mapping``,
-            ``aus``, ``skipped_aus``, ``definitions``, ``images``.
+            scores: one row per (layer, unit, AU), in-sample, at the statistical
+            unit; mapping: one row per AU with its ``verdict``; tables: the report's; extra:
+            ``unit_mapping``, ``layer_mapping``, ``aus``, ``options``,
+            ``statistical_unit``, ``selection``, ``summary``.
         """
         from interpret_core.analysis.unit_scan import annotations, scan_units
 
@@ -203,10 +301,37 @@ class AUDistance(UnitMetric):
             aus, emotions = annotations(dataset, scan.indices)
         else:
             aus, emotions = scan.aus, scan.emotions
-        table = self.score(scan, layers, aus, emotions)
-        mapping = table["mapping"]
-        if self.locate != "none" and mapping:
-            self.add_spatial_agreement(model, dataset, scan, mapping, table["presence"], table["au_numbers"], method, progress)
+        if self.selection == "paper":
+            table = self.score(scan, layers, aus, emotions)
+            mapping = table["mapping"]
+            if self.locate != "none" and mapping:
+                self.add_spatial_agreement(model, dataset, scan, mapping, table["presence"], table["au_numbers"], method, progress)
+            for row in mapping:
+                self._paper_verdict(row)
+            mapping += self._untestable_rows(table["aus"])
+            statistical_unit, extra_definitions = "frame", {}
+        else:
+            table = self.score_heldout(model, dataset, scan, layers, aus, emotions, method, progress)
+            mapping = table["mapping"]
+            statistical_unit = table["statistical_unit"]
+            extra_definitions = table["definitions"]
+        from interpret_core.analysis.unit_scan import STATISTICAL_UNITS
+
+        from .au_heldout import VERDICTS
+
+        definitions = {
+            "selection": f"{self.selection}: {SELECTIONS[self.selection]}",
+            "statistical_unit": f"{statistical_unit}: {STATISTICAL_UNITS[statistical_unit]}",
+            "without": "expressive frames without the AU (neutral frames left out)" if not self.include_neutral
+            else "every frame without the AU, neutral frames included",
+            "distance": f"{self.distance}: {DISTANCES[self.distance]}",
+            "locate": f"{self.locate}: {LOCATE_MODES[self.locate]}",
+            "p_value": "two-sided Mann-Whitney U on the observations, normal approximation with tie and continuity correction",
+            "q_value": "Benjamini-Hochberg over all (layer, unit, AU) scores of the run",
+            "chance": "mean area fraction of the AU's region over the images showing the AU",
+            **extra_definitions,
+            "verdict": "; ".join(f"{k}: {v}" for k, v in VERDICTS.items()),
+        }
         return UnitMetricResult(
             scores=table["scores"],
             mapping=mapping,
@@ -216,24 +341,53 @@ class AUDistance(UnitMetric):
                 "layer_mapping": table["layer_mapping"],
                 "aus": table["aus"],
                 "skipped_aus": table["skipped_aus"],
-                "definitions": {
-                    "distance": f"{self.distance}: {DISTANCES[self.distance]}",
-                    "locate": f"{self.locate}: {LOCATE_MODES[self.locate]}",
-                    "p_value": "two-sided Mann-Whitney U, normal approximation with tie and continuity correction",
-                    "q_value": "Benjamini-Hochberg over all (layer, unit, AU) scores of the run",
-                    "chance": "mean area fraction of the AU's region over the images showing the AU",
-                },
+                "statistical_unit": statistical_unit,
+                "selection": self.selection,
+                "definitions": definitions,
                 "images": len(scan),
+                "observations": table.get("observations", len(scan)),
+                "projections": table.get("projections", 0),
             },
         )
 
+    def _paper_verdict(self, row: dict[str, Any]) -> None:
+        """The verdict fields of an in-sample (paper) mapping row."""
+        row["selected_on"] = "all images (in-sample: selection and evidence on the same frames)"
+        row["statistical_unit"] = "frame"
+        if not row["significant"]:
+            row["verdict"], row["verdict_reason"] = "none", f"q {row['q_value']} >= alpha or wrong direction (frame-level, in-sample)"
+        elif row.get("spatial_agreement") is None:
+            row["verdict"], row["verdict_reason"] = "elsewhere", "significant (frame-level, in-sample); no masks"
+        elif row["spatial_agreement"] > row["chance"] and row.get("agreement_p") is not None and row["agreement_p"] < self.alpha:
+            row["verdict"], row["verdict_reason"] = "localised", "frame-level, in-sample agreement above chance"
+        else:
+            row["verdict"], row["verdict_reason"] = "elsewhere", "frame-level, in-sample agreement not above chance"
+        row.setdefault("null_agreement", None)
+        row.setdefault("stability", None)
+        row.setdefault("oracle", None)
+
+    @staticmethod
+    def _untestable_rows(au_summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows = []
+        for entry in au_summary:
+            if entry["scored"]:
+                continue
+            rows.append({
+                "au": entry["au"], "layer": None, "unit": None, "rank": 0, "distance": None, "delta": None,
+                "p_value": None, "q_value": None, "significant": False, "n_with": entry["n_with"],
+                "n_without": entry["n_without"], "spatial_agreement": None, "chance": None, "null_agreement": None,
+                "stability": None, "oracle": None, "verdict": "untestable",
+                "verdict_reason": entry.get("reason", "too few observations with or without the AU"),
+                "selected_on": None, "figures": [],
+            })
+        return rows
+
     # -- scores ----------------------------------------------------------------
-    def _layer_scores(
-        self, values: np.ndarray, presence: np.ndarray, emotions: np.ndarray, partners: np.ndarray | None
-    ) -> _LayerScores:
+    def distance_matrix(self, values: np.ndarray, presence: np.ndarray) -> tuple[np.ndarray, Any]:
+        """(distance [A, U], Mann-Whitney test) of observations ``values [G, U]`` and ``presence [A, G]``."""
         from interpret_core.analysis import stats
 
-        values = values.astype(np.float64)
+        values = np.asarray(values, dtype=np.float64)
         ranks = stats.rank_columns(values)
         test = stats.mann_whitney(values, presence, ranks=ranks)
         if self.distance == "delta":
@@ -246,6 +400,15 @@ class AUDistance(UnitMetric):
             distance = stats.standardized_mean_difference(values, presence)
         else:
             distance = stats.wasserstein_normalised(values, presence)
+        return distance, test
+
+    def _layer_scores(
+        self, values: np.ndarray, presence: np.ndarray, emotions: np.ndarray, partners: np.ndarray | None
+    ) -> _LayerScores:
+        from interpret_core.analysis import stats
+
+        values = values.astype(np.float64)
+        distance, test = self.distance_matrix(values, presence)
         weights = presence.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             mean_with = (weights @ values) / weights.sum(axis=1, keepdims=True)
@@ -270,26 +433,46 @@ class AUDistance(UnitMetric):
     def score(
         self, scan: UnitScan, layers: Sequence[str], aus: Sequence[dict[int, int]], emotions: np.ndarray
     ) -> dict[str, Any]:
-        """Scores, q-values and the mapping from a finished scan (no model needed)."""
-        from interpret_core.analysis import stats
-
+        """Frame-level scores, q-values and the paper's mapping from a finished scan (no model needed)."""
         au_numbers_all, presence_all = au_presence(aus)
         counts = presence_all.sum(axis=1)
         total = len(aus)
-        eligible = (counts >= self.min_images) & (total - counts >= self.min_images)
+        eligible = (counts >= self.min_observations) & (total - counts >= self.min_observations)
         au_summary = [
             {"au": au, "n_with": int(c), "n_without": int(total - c), "scored": bool(ok)}
             for au, c, ok in zip(au_numbers_all, counts, eligible)
         ]
+        if not eligible.any():
+            raise DataError(
+                f"no AU has at least {self.min_observations} images with it and {self.min_observations} without "
+                f"among {total} images (AU counts: {dict(zip(au_numbers_all, counts.tolist()))})",
+                "use more images (drop --limit) or lower the minimum: --metric-option min_observations=N",
+            )
+        values = {layer: scan.maxima[layer] for layer in layers}
+        return self._table(values, layers, au_numbers_all, presence_all, np.asarray(emotions), eligible, au_summary)
+
+    def _table(
+        self,
+        values: dict[str, np.ndarray],
+        layers: Sequence[str],
+        au_numbers_all: list[int],
+        presence_all: np.ndarray,
+        emotions: np.ndarray,
+        eligible: np.ndarray,
+        au_summary: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Scores of every (layer, unit, eligible AU) over observations, and the in-sample mappings.
+
+        Args:
+            values: {layer: [G, U]} one value per observation (frame or sequence).
+            presence_all: bool [A_all, G]; eligible: bool [A_all].
+        """
+        from interpret_core.analysis import stats
+
+        total = presence_all.shape[1]
         skipped = [row["au"] for row in au_summary if not row["scored"]]
         au_numbers = [au for au, ok in zip(au_numbers_all, eligible) if ok]
         presence = presence_all[eligible]
-        if not au_numbers:
-            raise DataError(
-                f"no AU has at least {self.min_images} images with it and {self.min_images} without "
-                f"among {total} images (AU counts: {dict(zip(au_numbers_all, counts.tolist()))})",
-                "use more images (drop --limit) or lower the minimum: --metric-option min_images=N",
-            )
         emotions = np.asarray(emotions, dtype=np.int64)
         partners = None
         partner_phi = None
@@ -301,7 +484,7 @@ class AUDistance(UnitMetric):
             # Only AUs that clearly co-occur get a partner control.
             partners = np.where(partner_phi >= max(self.min_partner_phi, 1e-12), partners, -1)
 
-        per_layer = {layer: self._layer_scores(scan.maxima[layer], presence, emotions, partners) for layer in layers}
+        per_layer = {layer: self._layer_scores(values[layer], presence, emotions, partners) for layer in layers}
         # One BH family over every (layer, unit, AU) score; the controls form their own families.
         q = stats.bh_qvalues(np.concatenate([per_layer[layer].p.ravel() for layer in layers]))
         control_q: dict[str, np.ndarray] = {}
@@ -398,6 +581,146 @@ class AUDistance(UnitMetric):
             "skipped_aus": skipped,
             "au_numbers": au_numbers,
             "presence": presence,
+            "partners": partners,
+            "partner_phi": partner_phi,
+            "per_layer": per_layer,
+        }
+
+    def score_heldout(
+        self,
+        model: Model,
+        dataset: Dataset,
+        scan: UnitScan,
+        layers: Sequence[str],
+        aus: Sequence[dict[int, int]],
+        emotions: np.ndarray,
+        method: Attribution | None,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Observation-level scores and the held-out mapping with a verdict per AU."""
+        from interpret_core.analysis.unit_scan import grouping, observations
+
+        from .au_heldout import HeldOutPlan, heldout_mapping, verdict
+
+        numbers_all, presence_frames = au_presence(aus)
+        emotions = np.asarray(emotions, dtype=np.int64)
+        keep = np.ones(len(aus), dtype=bool)
+        neutral = _neutral_index(dataset)
+        if not self.include_neutral and neutral is not None:
+            keep = emotions != neutral
+        subjects, sequences = grouping(dataset, scan.indices)
+        obs = observations(self.unit, subjects, sequences, presence_frames, emotions, keep)
+        if len(obs) == 0:
+            raise DataError("au-distance: no frames left to test (all neutral?)", "pass --metric-option include_neutral=true")
+        presence = obs.presence
+        n_with = presence.sum(axis=1)
+        n_without = len(obs) - n_with
+        owner = np.asarray(obs.subjects, dtype=object)
+        subjects_with = np.asarray([len(set(owner[row].tolist())) for row in presence], dtype=np.int64)
+        subjects_without = np.asarray([len(set(owner[~row].tolist())) for row in presence], dtype=np.int64)
+        frames_with = np.asarray([int(presence_frames[a][keep].sum()) for a in range(len(numbers_all))], dtype=np.int64)
+        eligible = (
+            (n_with >= self.min_observations) & (n_without >= self.min_observations)
+            & (subjects_with >= self.min_subjects) & (subjects_without >= self.min_subjects)
+        )
+        unit_name = obs.unit
+        au_summary = []
+        for a, au in enumerate(numbers_all):
+            reason = None
+            if not eligible[a]:
+                reason = (f"{n_with[a]} {unit_name}s of {subjects_with[a]} subjects with, {n_without[a]} of "
+                          f"{subjects_without[a]} without (needs {self.min_observations} {unit_name}s and "
+                          f"{self.min_subjects} subjects each)")
+            au_summary.append({
+                "au": au, "n_with": int(n_with[a]), "n_without": int(n_without[a]),
+                "subjects_with": int(subjects_with[a]), "subjects_without": int(subjects_without[a]),
+                "frames_with": int(frames_with[a]), "statistical_unit": unit_name, "scored": bool(eligible[a]),
+                **({"reason": reason} if reason else {}),
+            })
+        if not eligible.any():
+            raise DataError(
+                f"no AU has at least {self.min_observations} {unit_name}s and {self.min_subjects} subjects with it "
+                f"and without among {len(obs)} {unit_name}s of {len(set(obs.subjects))} subjects",
+                "use more images (drop --limit) or lower the minimum: --metric-option min_observations=N "
+                "--metric-option min_subjects=N",
+            )
+        values = {layer: obs.means(scan.maxima[layer]) for layer in layers}
+        table = self._table(values, layers, numbers_all, presence, obs.emotions, eligible, au_summary)
+        for row in table["scores"]:
+            row["statistical_unit"] = unit_name
+        plan = HeldOutPlan(
+            folds=self.folds, seed=self.seed, candidates=self.candidates, candidate_share=self.candidate_share,
+            localise_per_fold=self.localise_per_fold, bootstrap=self.bootstrap, null_draws=self.null_draws,
+            tolerance=self.tolerance, locate=self.locate if self.locate != "none" else "receptive-field",
+            alpha=self.alpha, batch_size=self.batch_size,
+        )
+        au_numbers = table["au_numbers"]
+        held = heldout_mapping(
+            self, model, dataset, scan, list(layers), obs, values, au_numbers, table["presence"],
+            lambda v, p: self.distance_matrix(v, p)[0], table["partners"], plan, method, progress,
+        )
+        summary_of = {row["au"]: row for row in au_summary}
+        partners, partner_phi = table["partners"], table["partner_phi"]
+        selected_on = (f"the other {held['folds'] - 1} of {held['folds']} subject-disjoint folds (seed {self.seed}); "
+                       f"evidence on each observation's own held-out fold")
+        mapping: list[dict[str, Any]] = []
+        for a, au in enumerate(au_numbers):
+            h = held["rows"][au]
+            row: dict[str, Any] = {
+                "au": au, "layer": h["layer"], "unit": h["unit"], "rank": 0,
+                "selected_on": selected_on, "statistical_unit": unit_name,
+                "distance": h["delta"], "delta": h["delta"], "p_value": h["p_value"], "q_value": h["q_value"],
+                "n_with": summary_of[au]["n_with"], "n_without": summary_of[au]["n_without"],
+                "subjects_with": summary_of[au]["subjects_with"], "subjects_without": summary_of[au]["subjects_without"],
+                "in_sample_distance": next((r["distance"] for r in table["scores"] if (r["layer"], r["unit"], r["au"]) == (h["layer"], h["unit"], au)), None),
+            }
+            row["significant"] = bool(row["q_value"] is not None and row["q_value"] < self.alpha
+                                      and row["delta"] is not None and row["delta"] > 0)
+            if self.controls:
+                row["delta_within_emotion"] = h.get("delta_within_emotion")
+                row["p_within_emotion"] = h.get("p_within_emotion")
+                has_partner = partners is not None and partners[a] >= 0
+                row["partner_au"] = au_numbers[partners[a]] if has_partner else None
+                row["partner_phi"] = float(partner_phi[a]) if has_partner else None
+                row["delta_given_partner"] = h.get("delta_given_partner") if has_partner else None
+                row["p_given_partner"] = h.get("p_given_partner") if has_partner else None
+            for key in ("spatial_agreement", "chance", "null_agreement", "agreement_p", "agreement_q",
+                        "agreement_observations", "tolerance_px", "oracle", "top_delta", "stability",
+                        "fold_units", "folds_agreeing"):
+                row[key] = h.get(key)
+            oracle = h.get("oracle") or {}
+            row["oracle_unit"] = f"{oracle['layer']}/{oracle['unit']}" if oracle else None
+            row["oracle_agreement"] = oracle.get("spatial_agreement")
+            row["above_chance"] = None if row["spatial_agreement"] is None else row["spatial_agreement"] > row["chance"]
+            row["verdict"], row["verdict_reason"] = verdict(row, self.alpha)
+            mapping.append(row)
+        mapping += self._untestable_rows(au_summary)
+        mapping.sort(key=lambda r: r["au"])
+        definitions = {
+            "delta": "held-out Cliff's delta: van Elteren pooling over folds, each fold ranking the unit selected "
+            "without it (weights n1 n0 / (n + 1))",
+            "selection_rule": f"per fold, among the {self.candidates} largest-{self.distance} units with at least "
+            f"{self.candidate_share} of the top {self.distance} on the other folds, the one whose projection peak "
+            f"falls in the AU's dilated mask most often above chance on those folds ({self.localise_per_fold} "
+            f"observations per AU and fold are localised)",
+            "spatial_agreement": "share of held-out observations (one frame each: the one where the unit fires "
+            "most) whose located peak lies within tolerance_px of the AU's mask",
+            "chance_heldout": "mean area fraction of the mask dilated by tolerance_px",
+            "null_agreement": f"the same peaks scored against the masks of other subjects' observations of the AU "
+            f"({self.null_draws} random pairings each): 'fires in the AU's usual region'",
+            "agreement_q": "one-sided Poisson-binomial test of hits above the dilated chance, BH over AUs",
+            "stability": f"subject bootstrap ({self.bootstrap} resamples, seed {self.seed}) of the selection within "
+            "the localised pool: how often each fold's unit is selected again, 95 % percentile intervals of the "
+            "held-out delta and agreement",
+            "oracle": "the best held-out agreement (excess over chance) any unit of the localised pool reaches",
+        }
+        return {
+            **table,
+            "mapping": mapping,
+            "statistical_unit": unit_name,
+            "definitions": definitions,
+            "observations": len(obs),
+            "projections": held["projections"],
         }
 
     def _significant(self, row: dict[str, Any]) -> bool:
@@ -555,6 +878,15 @@ class AUDistance(UnitMetric):
                     total = weights.sum()
                     hits[m].append(float(weights[mask].sum() / total) if total > 0 else float(mask.mean()))
                     chance[m].append(float(mask.mean()))
+
+
+def _neutral_index(dataset: Any) -> int | None:
+    """Index of the class named "neutral" in the data set's ``class_names``, or None."""
+    try:
+        names = [str(name).lower() for name in dataset.class_names]
+    except (AttributeError, TypeError, NotImplementedError):
+        return None
+    return names.index("neutral") if "neutral" in names else None
 
 
 def _signed_rank_greater(diff: np.ndarray) -> float | None:

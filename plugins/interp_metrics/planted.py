@@ -65,49 +65,76 @@ class PlantedDataset(Dataset):
     description = "synthetic images whose AUs are oriented bars in fixed regions (a unit-metric ground truth)"
     has_au_masks = True
 
-    def __init__(self, count: int = 240, seed: int = 0, prevalence: float = 0.4, **options):
+    def __init__(self, count: int = 240, seed: int = 0, prevalence: float = 0.4, repeats: int = 1, **options):
+        """``repeats > 1``: each sequence is ``repeats`` near-copies (same AUs and bars, fresh pixel noise),
+        one sequence per subject, as the apex frames of a CK+ sequence are."""
         if options:
             from interpret_core.api.errors import UsageError
 
-            raise UsageError(f"planted-aus does not take {sorted(options)}", "options: count, seed, prevalence")
-        count, seed = int(count), int(seed)
+            raise UsageError(f"planted-aus does not take {sorted(options)}", "options: count, seed, prevalence, repeats")
+        count, seed, repeats = int(count), int(seed), int(repeats)
         rng = np.random.default_rng(seed)
         self._samples: list[Sample] = []
+        if repeats > 1:
+            self._draw_sequences(count, rng, prevalence, repeats)
+            return
         for index in range(count):
-            aus: dict[int, int] = {}
-            for au in PLANTED_AUS:
-                if rng.random() < prevalence:
-                    aus[au] = int(rng.integers(0, 6))  # 0 = present, intensity not coded
-            if rng.random() < 0.3:
-                aus[INVISIBLE_AU] = 2
-            if rng.random() < (0.9 if 1 in aus else 0.05):
-                aus[SHADOW_AU] = 3
+            aus = self._draw_aus(rng, prevalence)
             image = (0.1 + 0.02 * rng.standard_normal((SIZE, SIZE))).astype(np.float32)
-            masks: dict[int, np.ndarray] = {}
-            for au in sorted(aus):
-                region = np.zeros((SIZE, SIZE), dtype=bool)
-                if au in PLANTED_AUS:
-                    kind, (y0, y1, x0, x1) = PLANTED_AUS[au]
-                    region[y0:y1, x0:x1] = True
-                    y = int(rng.integers(y0, y1 - _BAR + 1))
-                    x = int(rng.integers(x0, x1 - _BAR + 1))
-                    image[y : y + _BAR, x : x + _BAR] += 0.8 * bar(kind)
-                else:  # invisible AUs still get a region, the image centre
-                    region[12:20, 12:20] = True
-                masks[au] = region
+            placed = self._draw_places(rng, aus)
             emotion = 1 if 1 in aus else int(rng.integers(0, 3))
-            self._samples.append(
-                Sample(
-                    image=np.clip(image, 0, 1),
-                    emotion=emotion,
-                    aus=aus,
-                    landmarks=None,
-                    subject=f"P{index // 4:03d}",
-                    sequence=f"P{index // 4:03d}_001",
-                    frame=index % 4 + 1,
-                    au_masks=masks,
-                )
-            )
+            self._samples.append(self._sample(image, aus, placed, emotion, f"P{index // 4:03d}", f"P{index // 4:03d}_001", index % 4 + 1))
+
+    @staticmethod
+    def _draw_aus(rng, prevalence: float) -> dict[int, int]:
+        """The AUs of one sample (or sequence)."""
+        aus: dict[int, int] = {}
+        for au in PLANTED_AUS:
+            if rng.random() < prevalence:
+                aus[au] = int(rng.integers(0, 6))  # 0 = present, intensity not coded
+        if rng.random() < 0.3:
+            aus[INVISIBLE_AU] = 2
+        if rng.random() < (0.9 if 1 in aus else 0.05):
+            aus[SHADOW_AU] = 3
+        return aus
+
+    @staticmethod
+    def _draw_places(rng, aus: dict[int, int]) -> dict[int, tuple[int, int]]:
+        """Top-left (y, x) of each drawn AU's bar inside its region."""
+        placed: dict[int, tuple[int, int]] = {}
+        for au in sorted(aus):
+            if au in PLANTED_AUS:
+                _, (y0, y1, x0, x1) = PLANTED_AUS[au]
+                placed[au] = (int(rng.integers(y0, y1 - _BAR + 1)), int(rng.integers(x0, x1 - _BAR + 1)))
+        return placed
+
+    @staticmethod
+    def _sample(image, aus, placed, emotion, subject, sequence, frame) -> Sample:
+        masks: dict[int, np.ndarray] = {}
+        for au in sorted(aus):
+            region = np.zeros((SIZE, SIZE), dtype=bool)
+            if au in PLANTED_AUS:
+                kind, (y0, y1, x0, x1) = PLANTED_AUS[au]
+                region[y0:y1, x0:x1] = True
+                y, x = placed[au]
+                image[y : y + _BAR, x : x + _BAR] += 0.8 * bar(kind)
+            else:  # invisible AUs still get a region, the image centre
+                region[12:20, 12:20] = True
+            masks[au] = region
+        return Sample(image=np.clip(image, 0, 1), emotion=emotion, aus=aus, landmarks=None, subject=subject,
+                      sequence=sequence, frame=frame, au_masks=masks)
+
+    def _draw_sequences(self, count: int, rng, prevalence: float, repeats: int) -> None:
+        for sequence in range(-(-count // repeats)):
+            aus = self._draw_aus(rng, prevalence)
+            placed = self._draw_places(rng, aus)
+            emotion = 1 if 1 in aus else int(rng.integers(0, 3))
+            # A sequence-level background: what a null unit responds to, the same in every frame.
+            level = 0.05 + 0.3 * rng.random()
+            for frame in range(min(repeats, count - sequence * repeats)):
+                image = (level + 0.02 * rng.standard_normal((SIZE, SIZE))).astype(np.float32)
+                self._samples.append(self._sample(image, dict(aus), placed, emotion, f"Q{sequence:03d}",
+                                                  f"Q{sequence:03d}_001", frame + 1))
 
     @property
     def class_names(self) -> list[str]:
