@@ -289,9 +289,9 @@ def write_outputs(out: Path, results: dict[str, Any]) -> None:
     write_text(out / "report.html", render_html(results))
 
 
-def scores_csv(scores: list[dict[str, Any]]) -> str:
-    """CSV text: the fixed columns first, then every other key seen, in first-seen order."""
-    columns = list(CSV_FIRST)
+def scores_csv(scores: list[dict[str, Any]], first: Sequence[str] = CSV_FIRST) -> str:
+    """CSV text: the ``first`` columns, then every other key seen, in first-seen order."""
+    columns = list(first)
     for row in scores:
         for key in row:
             if key not in columns:
@@ -325,17 +325,7 @@ def mapping_csv(mapping: list[dict[str, Any]]) -> str:
             else:
                 flat[key] = value
         flat_rows.append(flat)
-    columns = [c for c in MAPPING_FIRST if any(c in r for r in flat_rows)]
-    for row in flat_rows:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in flat_rows:
-        writer.writerow({key: ("" if row.get(key) is None else row.get(key)) for key in columns})
-    return buffer.getvalue()
+    return scores_csv(flat_rows, [c for c in MAPPING_FIRST if any(c in r for r in flat_rows)])
 
 
 def _score_row(row: dict[str, Any]) -> dict[str, Any]:
