@@ -21,7 +21,8 @@ factor over a plain forward pass, because the target is stated that way:
   separately in ``notes``). Target < 120 s. No baseline.
 
 ``peak_mb`` is the process's peak resident memory after the row (coarse).
-Run alone: ``python benchmarks/bench_au_distance.py [--quick]``.
+Run alone: ``python benchmarks/bench_au_distance.py [--quick | --metric-only]``
+(``--metric-only``: just the two au-distance rows on the default set, once each).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _metric_row(model, dataset, repeats: int, batch_size: int = 64, **options) -
     }
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, metric_only: bool = False) -> list[dict]:
     import torch
 
     torch.set_num_threads(2)
@@ -131,6 +132,12 @@ def run(quick: bool = False) -> list[dict]:
     torch.manual_seed(0)
     model = get_model("fer-cnn")
     rows = []
+    if metric_only:  # the default metric against a forward pass, once each (a busy machine)
+        dataset = get_dataset("synthfacs")
+        dataset.arrays(np.arange(len(dataset)))
+        rows.append(_metric_row(model, dataset, repeats=1))
+        rows.append(_metric_row(model, dataset, repeats=1, locate="receptive-field"))
+        return rows
     rng = np.random.default_rng(0)
     images = rng.random((256 if quick else 2048, 64, 64), dtype=np.float32)
     rows.append(_scan_row(model, images, repeats=2 if quick else 5))
@@ -181,5 +188,5 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
+    for row in run(quick="--quick" in sys.argv, metric_only="--metric-only" in sys.argv):
         print(json.dumps(row))

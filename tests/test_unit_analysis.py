@@ -169,3 +169,28 @@ def test_cached_scan_reuses_only_a_matching_scan_and_recomputes_a_broken_file(tm
     path.write_bytes(b"not a scan")
     _, reused = unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)
     assert not reused and UnitScan.load(path).meta == meta
+
+
+def test_observations_group_frames_of_a_sequence_that_share_labels():
+    from interpret_core.analysis.unit_scan import observations
+
+    subjects = ["S1", "S1", "S1", "S1", "S2", "S2"]
+    sequences = ["S1_1", "S1_1", "S1_1", "S1_2", "S2_1", "S2_1"]
+    presence = np.array([[1, 1, 0, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=bool)  # frame 2: the neutral frame of S1_1
+    emotions = np.array([3, 3, 0, 3, 5, 5])
+    obs = observations("sequence", subjects, sequences, presence, emotions)
+    assert obs.unit == "sequence" and obs.of_frame.tolist() == [0, 0, 1, 2, 3, 3]
+    assert obs.subjects == ["S1", "S1", "S1", "S2"] and obs.frames.tolist() == [2, 1, 1, 2]
+    np.testing.assert_array_equal(obs.presence, [[1, 0, 1, 0], [0, 0, 0, 1]])
+    values = np.arange(12, dtype=float).reshape(6, 2)
+    np.testing.assert_allclose(obs.means(values), [[1, 2], [4, 5], [6, 7], [9, 10]])
+    # Leaving the neutral frame out; the subject level merges S1's two sequences (same labels).
+    kept = observations("sequence", subjects, sequences, presence, emotions, keep=emotions != 0)
+    assert kept.of_frame.tolist() == [0, 0, -1, 1, 2, 2]
+    by_subject = observations("subject", subjects, sequences, presence, emotions, keep=emotions != 0)
+    assert by_subject.of_frame.tolist() == [0, 0, -1, 0, 1, 1] and by_subject.unit == "subject"
+    assert observations("frame", subjects, sequences, presence, emotions).of_frame.tolist() == list(range(6))
+    # No sequence ids: the subject is the observation.
+    assert observations("sequence", subjects, None, presence, emotions).unit == "subject"
+    with pytest.raises(UsageError, match="statistical unit"):
+        observations("clip", subjects, sequences, presence, emotions)
