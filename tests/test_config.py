@@ -71,7 +71,7 @@ def test_commands_use_the_configured_defaults(home, capsys):
             assert main(["config", "set", key, value]) == 0, capsys.readouterr().err
         capsys.readouterr()
         results = _json(capsys, ["run", "--layers", "act1", "--limit", "80", "--top-k", "3",
-                                 "--option", "min_images=5", "--out", str(home / "run")])
+                                 "--metric-option", "min_observations=5", "--metric-option", "min_subjects=2", "--out", str(home / "run")])
     assert (results["model"]["name"], results["dataset"]["name"], results["method"], results["metric"]) == (
         "planted-aus-net", "planted-aus", "unit-max-gradient", "au-distance")
     mapped = {row["au"]: (row["layer"], row["unit"]) for row in results["mapping"]}
