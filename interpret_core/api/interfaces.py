@@ -238,6 +238,9 @@ class Model(abc.ABC):
     default_weights: ClassVar[str | None] = None
     #: class names used when none are given and no weights card names them.
     default_class_names: ClassVar[tuple[str, ...]] = ()
+    #: True when the weights file *is* the network (e.g. an ONNX graph): get_model
+    #: then passes it to the constructor as ``weights=PATH`` and the plugin sets ``card``.
+    builds_from_weights: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -24,6 +24,12 @@ def model_rows() -> list[dict[str, Any]]:
             cls = registry.get_class("model", name)
             row["description"] = cls.description
             row["default_weights"] = cls.default_weights
+            if getattr(cls, "builds_from_weights", False):
+                # The network is the file given with --weights (e.g. ONNX): nothing to build here.
+                row.update(layers=[], input_size=[], class_names=[], parameters=None, weights_path=None, card_path=None,
+                           card=None, trained=None, mean_accuracy=None, std_accuracy=None, from_weights=True)
+                rows.append(row)
+                continue
             path = default_weights_path(row["default_weights"])
             card = read_card(path) if path is not None else None
             options: dict[str, Any] = {}
@@ -63,6 +69,9 @@ def _render(rows: list[dict[str, Any]]):
     for row in rows:
         if row["status"] != "ok":
             table.add_row(row["name"], f"[red]failed[/red]: {row['error']}", "", "", "", "", "", "")
+            continue
+        if row.get("from_weights"):
+            table.add_row(row["name"], "from the file", "", "", "", "given with --weights", "-", "-")
             continue
         card = row.get("card")
         accuracy = "-"

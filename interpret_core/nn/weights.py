@@ -213,19 +213,21 @@ def save_weights(model: Model, path: str | os.PathLike, card: dict[str, Any] | N
     return path
 
 
-def _load_tensors(path: Path, card: dict[str, Any], card_file: Path, model: Model) -> None:
+def _load_tensors(path: Path, card: dict[str, Any] | None, card_file: Path, model: Model) -> None:
+    """Load ``path`` into ``model.module``; ``card=None`` (a card-optional model) skips the sha256 check."""
     from safetensors.torch import load as load_tensors
 
     data = path.read_bytes()
-    expected_sha = (card.get("weights") or {}).get("sha256")
-    if not expected_sha:
-        raise WeightsError(f"{card_file}: field 'weights.sha256' is missing", "restore the card that came with the weights")
-    actual_sha = hashlib.sha256(data).hexdigest()
-    if actual_sha != expected_sha:
-        raise WeightsError(
-            f"{path}: sha256 {actual_sha[:16]}... does not match field 'weights.sha256' {str(expected_sha)[:16]}... of {card_file}",
-            "the tensors or the card were changed or swapped; restore the pair that belongs together",
-        )
+    if card is not None:
+        expected_sha = (card.get("weights") or {}).get("sha256")
+        if not expected_sha:
+            raise WeightsError(f"{card_file}: field 'weights.sha256' is missing", "restore the card that came with the weights")
+        actual_sha = hashlib.sha256(data).hexdigest()
+        if actual_sha != expected_sha:
+            raise WeightsError(
+                f"{path}: sha256 {actual_sha[:16]}... does not match field 'weights.sha256' {str(expected_sha)[:16]}... of {card_file}",
+                "the tensors or the card were changed or swapped; restore the pair that belongs together",
+            )
     try:
         tensors = load_tensors(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
@@ -284,6 +286,22 @@ def load_weights_into(model: Model, weights: str | os.PathLike | None) -> None:
             )
         if not path.is_file():
             raise WeightsError(f"{path}: weights file not found", "give the path of a .safetensors file made by `interp train`")
+        if getattr(model, "card_optional", False) and not card_path(path).is_file():
+            # Your own nn.Module (python:FILE.py:Class) may come with a bare state dict.
+            warnings.warn(
+                f"{path} has no model card beside it; its tensor names and shapes are checked, nothing else "
+                "(write one with interpret_core.nn.weights.save_weights)",
+                stacklevel=3,
+            )
+            _load_tensors(path, None, card_path(path), model)
+            model.card = {
+                "architecture": model.architecture(),
+                "weights": {"file": path.name, "sha256": sha256_file(path)},
+                "notes": "no model card: bare safetensors state dict",
+                "path": str(path),
+            }
+            model.module.eval()
+            return
         card = read_card(path)
         check_card(model, card, card_path(path))
     _load_tensors(path, card, card_path(path), model)

@@ -389,28 +389,44 @@ def get_model(name: str | None, weights: str | os.PathLike | None = None, seed: 
     torch RNG state is left untouched. ``options`` go to the plugin's
     constructor (``--model-option`` on the command line).
     """
-    from interpret_core.nn.weights import default_weights_path, load_weights_into, read_card
+    import torch
+
+    from interpret_core.nn.weights import card_path, default_weights_path, load_weights_into, read_card
+    from interpret_core.registry.user_models import is_model_spec, model_class_from_spec
 
     if name is None:
         if weights is None:
             raise UsageError("no model named and no weights given", "pass --model NAME, or --weights FILE.safetensors (its card names the model)")
         name = str(read_card(weights)["architecture"]["model"])
+        if name.startswith("python:") and name.count(":") == 1:
+            raise UsageError(
+                f"the card of {weights} names the class {name[len('python:'):]!r} from a Python file",
+                f"say which file: --model python:FILE.py:{name[len('python:'):]}",
+            )
+    # ``python:FILE.py:Class`` / ``package.module:Class``: your own model, no plugin.
+    cls = model_class_from_spec(name) if is_model_spec(name) else get_registry().get_class("model", name)
+    if getattr(cls, "builds_from_weights", False):
+        # The weights file is the network (e.g. ONNX): the plugin reads it and sets the card.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(**({"weights": os.fspath(weights)} if weights is not None else {}), **options)
+        model.module.eval()
+        return model
     # Without explicit class_names / input_size the model is built as the
     # weights' card describes it (so 7-class weights load as a 7-class model);
     # explicit options that disagree with the card are refused at load time.
-    cls = get_registry().get_class("model", name)
     source = weights if weights is not None else default_weights_path(cls.default_weights)
     if (
         source is not None
         and os.fspath(source).endswith(".safetensors")
         and os.path.isfile(source)
+        and card_path(source).is_file()
         and ("class_names" not in options or "input_size" not in options)
     ):
         architecture = read_card(source)["architecture"]
         options = dict(options)
         options.setdefault("class_names", list(architecture["class_names"]))
         options.setdefault("input_size", tuple(architecture["input_size"]))
-    import torch
 
     _check_options("model", name, cls, options)
     with torch.random.fork_rng(devices=[]):

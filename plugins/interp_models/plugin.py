@@ -8,10 +8,12 @@ from interpret_core import hookimpl
 @hookimpl
 def interp_register_models(register):
     from .models import FerCNNModel, FerMiniXceptionModel, FerResNetModel
+    from .onnx_model import OnnxModel
 
     register(FerCNNModel)
     register(FerResNetModel)
     register(FerMiniXceptionModel)
+    register(OnnxModel)
 
 
 @hookimpl
