@@ -53,9 +53,9 @@ def print_help_if_bare(ctx: typer.Context) -> None:
 
 def _register_commands() -> None:
     # Each module adds its commands; they import torch only inside command bodies.
-    from . import bench_cmd, config_cmd, data_cmd, models_cmd, plugins_cmd, run_cmd, train_cmd, visualize_cmd
+    from . import bench_cmd, config_cmd, data_cmd, explain_cmd, models_cmd, plugins_cmd, run_cmd, train_cmd, visualize_cmd
 
-    for module in (plugins_cmd, config_cmd, data_cmd, models_cmd, train_cmd, visualize_cmd, run_cmd, bench_cmd):
+    for module in (plugins_cmd, config_cmd, data_cmd, explain_cmd, models_cmd, train_cmd, visualize_cmd, run_cmd, bench_cmd, explain_cmd):
         module.register(app)
 
 

@@ -10,14 +10,13 @@ adds ``--protocol``, ``--size`` and ``--strict``) or as ``--dataset-option``.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 import typer
 
 from . import params
-from .output import emit, warn
+from .output import emit, plugin_warnings
 
 
 def _render(summary: dict[str, Any]):
@@ -89,13 +88,6 @@ def _render(summary: dict[str, Any]):
     return Group(*parts)
 
 
-class _WarnHandler(logging.Handler):
-    """Route the readers' warnings (logger ``interp`` and below) through the CLI's warning style."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        warn(record.getMessage())
-
-
 def inspect_command(
     dataset: params.DatasetName = ...,
     data_root: params.DataRoot = None,
@@ -110,20 +102,12 @@ def inspect_command(
     _, choice = choices_from_flags(
         dataset=dataset, data_root=data_root, dataset_option=params.merge_legacy(dataset_option, legacy_option)
     )
-    logger = logging.getLogger("interp")
-    handler = _WarnHandler(logging.WARNING)
-    logger.addHandler(handler)
-    propagate = logger.propagate
-    logger.propagate = False
-    try:
+    with plugin_warnings():
         data = load_dataset(choice)
         start = time.perf_counter()
         for _ in track(data, f"decoding {choice.name}"):
             pass
         seconds = time.perf_counter() - start
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
     summary = dict(data.summary())
     summary["decode_seconds"] = round(seconds, 3)
     summary.setdefault("from_cache", None)

@@ -6,7 +6,10 @@ rich rendering) and talk to the user with :func:`info` / :func:`warn`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from rich.console import Console
@@ -25,6 +28,28 @@ def info(message: str) -> None:
 def warn(message: str) -> None:
     """A warning, on stderr."""
     stderr.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+class _WarnHandler(logging.Handler):
+    """Route the readers' warnings (logger ``interp`` and below) through the CLI's warning style."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warn(record.getMessage())
+
+
+@contextlib.contextmanager
+def plugin_warnings() -> Iterator[None]:
+    """Show what plugins log as warnings (logger ``interp`` and below) as the CLI's warnings, once."""
+    logger = logging.getLogger("interp")
+    handler = _WarnHandler(logging.WARNING)
+    logger.addHandler(handler)
+    propagate = logger.propagate
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Any], Any] | None = None) -> None:

@@ -9,6 +9,8 @@ model     model                       run, bench, visualize, train
 dataset   dataset                     run, bench, visualize, train
 method    attribution (a method spec) run, visualize
 metric    unit-metric                 run
+explain-model  model                  explain
+photo-dataset  dataset                explain
 ========  ==========================  =====================================
 
 A value comes from, in order: the user's config file
@@ -36,7 +38,11 @@ __all__ = ["KEYS", "Setting", "config_path", "default", "settings", "setting", "
 
 CONFIG_FILE = "config.json"
 #: key -> the plugin kind its value names.
-KEYS: dict[str, str] = {"model": "model", "dataset": "dataset", "method": "attribution", "metric": "unit-metric"}
+KEYS: dict[str, str] = {
+    "model": "model", "dataset": "dataset", "method": "attribution", "metric": "unit-metric",
+    # interp explain: the model for photos (trained on real faces) and the data set that reads photos.
+    "explain-model": "model", "photo-dataset": "dataset",
+}
 #: The hook plugins seed defaults through (see hookspecs.interp_register_defaults).
 DEFAULTS_HOOK = "interp_register_defaults"
 

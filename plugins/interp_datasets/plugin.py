@@ -7,12 +7,14 @@ from interpret_core import hookimpl
 
 @hookimpl
 def interp_register_datasets(register):
-    """Register ``ckplus`` (the CK+ release) and ``synthfacs`` (generated, in the CK+ layout)."""
+    """Register ``ckplus`` (the CK+ release), ``synthfacs`` (generated, in the CK+ layout) and ``faces`` (photos)."""
     from .ckplus import CKPlusDataset
+    from .faces import FacesDataset
     from .synthfacs import SynthFACSDataset
 
     register(CKPlusDataset)
     register(SynthFACSDataset)
+    register(FacesDataset)
 
 
 @hookimpl
@@ -29,3 +31,4 @@ def interp_register_commands(register):
 def interp_register_defaults(register):
     """``synthfacs`` (generated on first use, so it works everywhere) is the default data set."""
     register("dataset", "synthfacs")
+    register("photo-dataset", "faces")  # interp explain reads photos with it

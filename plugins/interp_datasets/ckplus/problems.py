@@ -56,6 +56,9 @@ def os_reason(exc: OSError, what: str) -> str:
 class Problems:
     """The skip list of one data set: ``skipped`` is [{path, warning, reason}] in the order met."""
 
+    #: The warning names this reader may give (a subclass for another reader names its own).
+    warnings: dict[str, str] = WARNINGS
+
     def __init__(self, dataset: str, root: Path, strict: bool):
         self.dataset = dataset
         self.root = root
@@ -65,7 +68,7 @@ class Problems:
 
     def add(self, path: str, warning: str, reason: str) -> None:
         """Record a skip of ``path`` (relative to the root); raise DataError instead under ``strict``."""
-        if warning not in WARNINGS:
+        if warning not in self.warnings:
             raise ValueError(f"unknown skip warning {warning!r}")  # a bug in the reader, not in the data
         shown = printable(path)
         if self.strict:
