@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["is_model_spec", "model_class_from_spec", "ModuleModel", "wrap_module", "rectified_layers"]
+__all__ = ["is_model_spec", "model_class_from_spec", "ModuleModel", "RectifiedLayers", "wrap_module", "rectified_layers"]
 
 _MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -113,7 +113,19 @@ def rectified_layers(module: nn.Module, input_size: Sequence[int]) -> list[str]:
     return order
 
 
-class ModuleModel(Model):
+class RectifiedLayers:
+    """Mixin for a :class:`Model` that finds its layers: ``_layers`` if set, else :func:`rectified_layers`."""
+
+    _layers: list[str] | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        if self._layers is None:
+            self._layers = rectified_layers(self.module, self.input_size)  # type: ignore[attr-defined]
+        return list(self._layers)
+
+
+class ModuleModel(RectifiedLayers, Model):
     """Wraps any ``nn.Module`` class as an interp :class:`Model`.
 
     Options:
@@ -145,12 +157,6 @@ class ModuleModel(Model):
 
     def build(self) -> nn.Module:
         return self.module_class(**self.module_options)
-
-    @property
-    def layers(self) -> list[str]:
-        if self._layers is None:
-            self._layers = rectified_layers(self.module, self.input_size)
-        return list(self._layers)
 
     def architecture(self) -> dict[str, Any]:
         found = super().architecture()

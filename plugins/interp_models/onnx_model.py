@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from interpret_core.api.errors import CapabilityError, UsageError, WeightsError
 from interpret_core.api.interfaces import Model
+from interpret_core.registry.user_models import RectifiedLayers
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -45,7 +46,7 @@ def _onnx2torch():
     return onnx2torch
 
 
-class OnnxModel(Model):
+class OnnxModel(RectifiedLayers, Model):
     """An ONNX graph (``weights=FILE.onnx``) as an interp model."""
 
     name = "onnx"
@@ -120,14 +121,6 @@ class OnnxModel(Model):
 
     def build(self) -> nn.Module:
         return _onnx2torch().convert(self.graph)
-
-    @property
-    def layers(self) -> list[str]:
-        if self._layers is None:
-            from interpret_core.registry.user_models import rectified_layers
-
-            self._layers = rectified_layers(self.module, self.input_size)
-        return list(self._layers)
 
     def architecture(self) -> dict[str, Any]:
         found = super().architecture()
