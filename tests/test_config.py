@@ -25,9 +25,10 @@ def _json(capsys, args):
 
 def test_the_built_in_plugins_seed_every_default(home, capsys):
     rows = {row["key"]: row for row in _json(capsys, ["config", "list"])}
-    assert list(rows) == ["model", "dataset", "method", "metric"]
+    assert list(rows) == ["model", "dataset", "method", "metric", "explain-model", "photo-dataset"]
     assert {key: row["value"] for key, row in rows.items()} == {
-        "model": "fer-cnn", "dataset": "synthfacs", "method": "deconv", "metric": "au-distance"}
+        "model": "fer-cnn", "dataset": "synthfacs", "method": "deconv", "metric": "au-distance",
+        "explain-model": "fer2013-minixception", "photo-dataset": "faces"}
     assert rows["model"]["source"] == "plugin interp-models" and rows["metric"]["kind"] == "unit-metric"
     assert main(["config", "get", "dataset"]) == 0 and capsys.readouterr().out == "synthfacs\n"
     assert not (home / "config.json").exists()  # reading writes nothing
