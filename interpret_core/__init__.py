@@ -21,6 +21,7 @@ from interpret_core.api.errors import (
 )
 from interpret_core.registry.hookspecs import hookimpl
 from interpret_core.api.interfaces import (
+    AUInfo,
     Attribution,
     AttributionMetric,
     Dataset,
@@ -49,6 +50,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "AUInfo",
     "Attribution",
     "AttributionMetric",
     "CapabilityError",

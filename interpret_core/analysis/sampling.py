@@ -9,7 +9,7 @@ import numpy as np
 
 from interpret_core.api.errors import UsageError
 
-__all__ = ["even_indices", "stratified_indices"]
+__all__ = ["even_indices", "stratified_indices", "spread_top"]
 
 
 def even_indices(total: int, limit: int | None) -> np.ndarray:
@@ -49,3 +49,34 @@ def stratified_indices(labels: Sequence[Any], limit: int | None, seed: int, *, s
             if queue and len(chosen) < limit:
                 chosen.append(int(queue.pop(0)))
     return np.array(sorted(chosen) if sort else chosen, dtype=np.int64)
+
+
+def spread_top(
+    ranked: Sequence[int], group_of: Any, k: int, *, subject_of: Any = None, look_at: int | None = None
+) -> list[int]:
+    """The first ``k`` of ``ranked`` (best first) with at most one item per group, spread over subjects.
+
+    ``group_of(item)`` gives an item's group (its sequence): a group already
+    chosen is skipped, so near-identical frames of one sequence are never
+    shown twice. With ``subject_of(item)``, a first pass takes at most one
+    item per subject; a second pass fills the remaining places with new
+    sequences of subjects already shown. ``look_at`` bounds how many of
+    ``ranked`` are examined (each look may decode a sample).
+    """
+    candidates = list(ranked)[: look_at if look_at is not None else None]
+    groups = [group_of(item) for item in candidates]
+    subjects = [subject_of(item) for item in candidates] if subject_of is not None else [None] * len(candidates)
+    chosen: list[int] = []
+    used_groups: set[Any] = set()
+    used_subjects: set[Any] = set()
+    passes = (True, False) if subject_of is not None else (False,)
+    for one_per_subject in passes:
+        for item, group, subject in zip(candidates, groups, subjects):
+            if len(chosen) >= k:
+                return chosen
+            if group in used_groups or (one_per_subject and subject in used_subjects):
+                continue
+            chosen.append(int(item))
+            used_groups.add(group)
+            used_subjects.add(subject)
+    return chosen

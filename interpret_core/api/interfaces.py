@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
 
 __all__ = [
+    "AUInfo",
     "Sample",
     "Dataset",
     "Model",
@@ -51,6 +52,14 @@ __all__ = [
     "AttributionMetric",
     "MetricResult",
 ]
+
+
+class AUInfo(NamedTuple):
+    """What a data set knows about an action unit: its FACS name and the face region it acts on."""
+
+    name: str
+    #: coarse face region, for grouping AUs in figures (e.g. ``brow``, ``eyes``, ``mouth``)
+    region: str
 
 
 @dataclasses.dataclass
@@ -106,6 +115,14 @@ class Dataset(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     has_au_masks: ClassVar[bool] = False
+    #: AU number -> :class:`AUInfo` (FACS name, face region) for every AU the
+    #: data set may list; reports label and order AUs with it (empty: numbers only).
+    au_table: ClassVar[Mapping[int, AUInfo]] = {}
+
+    def au_name(self, au: int) -> str:
+        """The FACS name of ``au`` (e.g. ``"inner brow raiser"``), or ``""`` if the data set does not know it."""
+        info = self.au_table.get(int(au))
+        return info.name if info is not None else ""
 
     @property
     @abc.abstractmethod
@@ -128,6 +145,11 @@ class Dataset(abc.ABC):
     def subjects(self) -> list[str]:
         """Subject id of each sample, in sample order. Override to avoid decoding."""
         return [sample.subject for sample in self]
+
+    @property
+    def sequences(self) -> list[str]:
+        """Sequence id of each sample (the independent observation frames belong to). Override to avoid decoding."""
+        return [sample.sequence for sample in self]
 
     @property
     def emotions(self) -> list[int | None]:

@@ -9,7 +9,6 @@ figures relatively, so the output folder can be moved or zipped as a whole.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 __all__ = ["render_mapping_markdown", "render_html", "format_number", "report_tables"]
@@ -95,67 +94,79 @@ def render_mapping_markdown(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f3f3f3; }
-tr.sig td:first-child { font-weight: bold; }
-figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
-figcaption { font-size: 0.9em; color: #555; }
-.warn { color: #a40; }
-p.method { max-width: 60em; line-height: 1.4; }
-"""
+def _verdict_counts(results: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in results.get("mapping", []):
+        if row.get("rank", 0) == 0 and row.get("verdict"):
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    return counts
+
+
+def _au_sections(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One section per mapped AU (primary rows), in the mapping's order, with its figures."""
+    figures = results.get("figures") or {}
+    per_au = figures.get("per_au") or {}
+    densities = figures.get("densities") or {}
+    names = results.get("au_names") or {}
+    sections = []
+    for row in results.get("mapping", []):
+        if row.get("rank", 0) != 0:
+            continue
+        try:
+            key = f"AU{int(row['au']):02d}"
+        except (TypeError, ValueError):
+            key = str(row["au"])
+        panel = per_au.get(key) or {}
+        parts = [f"{name} {format_number(row.get(field))}" for name, field in (
+            ("distance", "distance"), ("q", "q_value"), ("agreement", "spatial_agreement"), ("chance", "chance"),
+            ("shuffled-mask null", "null_agreement")) if row.get(field) is not None]
+        for name, field in (("with", "n_with"), ("without", "n_without")):
+            if row.get(field) is not None:
+                parts.append(f"n {name} {row[field]}")
+        sections.append({
+            "key": key,
+            "name": names.get(key, ""),
+            "layer": row.get("layer"),
+            "unit": row.get("unit"),
+            "verdict": row.get("verdict"),
+            "line": "; ".join(parts),
+            "figure": panel.get("file"),
+            "note": (figures.get("notes") or {}).get(key, row.get("figure_note", "not drawn")),
+            "density": densities.get(f"{row.get('layer')}/{row.get('unit')}"),
+        })
+    return sections
+
+
+FILES = (
+    ("results.json", "everything, machine-readable"),
+    ("mapping.csv", "one row per AU: the selected unit, its held-out evidence and verdict"),
+    ("scores.csv", "one row per (layer, unit, AU)"),
+    ("mapping.md", "the mapping tables"),
+    ("scan.npz", "cached unit scan (reused by --resume)"),
+)
 
 
 def render_html(results: dict[str, Any]) -> str:
-    """report.html: summary, method, mapping table and figures, in one page."""
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>interp run: {e(str(results.get('method')))} / {e(str(results.get('metric')))}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Which feature maps detect which action units</h1>",
-        "<ul>" + "".join(f"<li>{e(line)}</li>" for line in _summary_lines(results)) + "</ul>",
-    ]
-    if not results.get("model", {}).get("trained"):
-        parts.append('<p class="warn">The model is untrained (random weights): the mapping shows what random '
-                     "filters respond to, not learnt AU detectors.</p>")
+    """report.html: summary, method, overview figures, one section per AU, the metric's tables and the files."""
+    from interpret_core.render.pages import docs_link, render_page
+
     report = results.get("report") or {}
-    parts += ["<h2>Method</h2>", f'<p class="method">{e(str(report.get("text") or ""))}</p>']
-    definitions = results.get("definitions") or {}
-    if definitions:
-        parts.append("<p>In this run:</p><ul>" + "".join(f"<li>{e(k)}: {e(str(v))}</li>" for k, v in definitions.items()) + "</ul>")
     options = results.get("metric_options") or {}
-    if options:
-        parts.append("<p>Options: " + e(", ".join(f"{k}={v}" for k, v in options.items())) + "</p>")
-    for table in report_tables(results, "html"):
-        parts.append(f"<h2>{e(table['title'])}</h2>")
-        if table.get("note"):
-            parts.append(f"<p>{e(table['note'])}</p>")
-        parts.append("<table><tr>" + "".join(f"<th>{e(str(name))}</th>" for name in table["columns"]) + "</tr>")
-        highlight = table.get("highlight") or []
-        for number, row in enumerate(table["rows"]):
-            cls = ' class="sig"' if number < len(highlight) and highlight[number] else ""
-            parts.append(f"<tr{cls}>" + "".join(f"<td>{e(str(cell))}</td>" for cell in row) + "</tr>")
-        parts.append("</table>")
-    parts.append("<h2>Figures</h2>")
-    for row in results.get("mapping", []):
-        figures = row.get("figures") or []
-        if not figures:
-            continue
-        parts.append(f"<h3>AU{e(str(row['au']))}: {e(row['layer'])}/{e(str(row['unit']))} "
-                     f"(distance {e(format_number(row.get('distance')))}, q {e(format_number(row.get('q_value')))})</h3>")
-        captions = ("top images: patch under the receptive field | projection", "top images: whole input | projection")
-        for path, caption in zip(figures, captions):
-            parts.append(f'<figure><img src="{e(path)}" alt="{e(caption)}"><figcaption>{e(caption)}</figcaption></figure>')
-    parts.append("<h2>Files</h2><ul>")
-    for name, what in (("results.json", "everything, machine-readable"), ("scores.csv", "one row per (layer, unit, AU)"),
-                       ("mapping.md", "the mapping table"), ("scan.npz", "cached unit scan (reused by --resume)")):
-        parts.append(f'<li><a href="{name}">{name}</a>: {e(what)}</li>')
-    parts.append("</ul>")
-    versions = results.get("versions") or {}
-    parts.append("<p><small>" + e(f"created {results.get('created')}; " + ", ".join(f"{k} {v}" for k, v in versions.items())) + "</small></p>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    figures = results.get("figures") or {}
+    return render_page(
+        "run_report.html",
+        results=results,
+        summary_lines=_summary_lines(results),
+        verdict_counts=_verdict_counts(results),
+        report={"text": report.get("text") or ""},
+        definitions=results.get("definitions") or {},
+        options=", ".join(f"{k}={v}" for k, v in options.items()),
+        figures={"agreement": figures.get("agreement"), "layers": figures.get("layers"),
+                 "heatmaps": figures.get("heatmaps") or {}},
+        au_sections=_au_sections(results),
+        tables=report_tables(results, "html"),
+        files=FILES,
+        docs=docs_link("metrics.md"),
+        value_label=(results.get("definitions") or {}).get("distance_name", "distance"),
+        au_regions=(results.get("dataset") or {}).get("au_masks", "AU region"),
+    )

@@ -52,6 +52,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .facs import FACS_AUS
+
 __all__ = [
     "AURule",
     "AU_RULES",
@@ -94,70 +96,70 @@ class AURule:
     dx: tuple[float, ...] | None = None
 
 
-def _rule(au, name, anchors, dy, source, rule, dx=None) -> AURule:
-    return AURule(au, name, tuple(tuple(a) for a in anchors), float(dy), source, rule, dx)
+def _rule(au, anchors, dy, source, rule, dx=None) -> AURule:
+    return AURule(au, FACS_AUS[au].name, tuple(tuple(a) for a in anchors), float(dy), source, rule, dx)
 
 
 #: AU -> rule. Anchors are 68-point landmark indices (0-based).
 AU_RULES: dict[int, AURule] = {
     r.au: r
     for r in (
-        _rule(1, "inner brow raiser", [(21,), (22,)], -1 / 2, f"{EAC}; {JAA}",
+        _rule(1, [(21,), (22,)], -1 / 2, f"{EAC}; {JAA}",
               "1/2 scale above the inner brow ends (49-pt 4, 5)"),
-        _rule(2, "outer brow raiser", [(18,), (25,)], -1 / 3, f"{EAC}; {JAA}",
+        _rule(2, [(18,), (25,)], -1 / 3, f"{EAC}; {JAA}",
               "1/3 scale above the outer brows (49-pt 1, 8)"),
-        _rule(4, "brow lowerer", [(19,), (24,)], +1 / 3, f"{EAC}; {JAA}",
+        _rule(4, [(19,), (24,)], +1 / 3, f"{EAC}; {JAA}",
               "1/3 scale below the brow centres (49-pt 2, 7): between and under the brows"),
-        _rule(5, "upper lid raiser", [(37, 38), (43, 44)], 0.0, EXT,
+        _rule(5, [(37, 38), (43, 44)], 0.0, EXT,
               "on the upper eyelid centres (mean of landmarks 37-38 and 43-44); "
               "by analogy with the JAA-Net AU7 lid anchors"),
-        _rule(6, "cheek raiser", [(41,), (46,)], +1.0, f"{EAC}; {JAA}",
+        _rule(6, [(41,), (46,)], +1.0, f"{EAC}; {JAA}",
               "1 scale below the lower eyelids (49-pt 24, 29)"),
-        _rule(7, "lid tightener", [(38,), (43,)], 0.0, JAA,
+        _rule(7, [(38,), (43,)], 0.0, JAA,
               "on the eyelids (49-pt 21, 26)"),
-        _rule(9, "nose wrinkler", [(32,), (34,)], -1 / 2, JAA,
+        _rule(9, [(32,), (34,)], -1 / 2, JAA,
               "1/2 scale above the nostril wings (49-pt 15, 17): the nose bridge"),
-        _rule(10, "upper lip raiser", [(61,), (63,)], 0.0, f"{EAC}; {JAA}",
+        _rule(10, [(61,), (63,)], 0.0, f"{EAC}; {JAA}",
               "on the upper lip (49-pt 43, 45)"),
-        _rule(11, "nasolabial deepener", [(31, 48), (35, 54)], 0.0, EXT,
+        _rule(11, [(31, 48), (35, 54)], 0.0, EXT,
               "midway between nostril wing and lip corner: the nasolabial furrow"),
-        _rule(12, "lip corner puller", [(48,), (54,)], 0.0, f"{EAC}; {JAA}",
+        _rule(12, [(48,), (54,)], 0.0, f"{EAC}; {JAA}",
               "on the lip corners (49-pt 31, 37)"),
-        _rule(13, "sharp lip puller", [(48,), (54,)], 0.0, EXT,
+        _rule(13, [(48,), (54,)], 0.0, EXT,
               "on the lip corners, as AU12"),
-        _rule(14, "dimpler", [(48,), (54,)], 0.0, f"{EAC}; {JAA}",
+        _rule(14, [(48,), (54,)], 0.0, f"{EAC}; {JAA}",
               "on the lip corners (49-pt 31, 37)"),
-        _rule(15, "lip corner depressor", [(48,), (54,)], 0.0, f"{EAC}; {JAA}",
+        _rule(15, [(48,), (54,)], 0.0, f"{EAC}; {JAA}",
               "on the lip corners (49-pt 31, 37)"),
-        _rule(16, "lower lip depressor", [(56,), (58,)], 0.0, EXT,
+        _rule(16, [(56,), (58,)], 0.0, EXT,
               "on the lower lip (landmarks 56, 58), the part AU16 pulls down"),
-        _rule(17, "chin raiser", [(56,), (58,)], +1 / 2, f"{EAC}; {JAA}",
+        _rule(17, [(56,), (58,)], +1 / 2, f"{EAC}; {JAA}",
               "1/2 scale below the lower lip (49-pt 39, 41): the chin boss"),
-        _rule(18, "lip pucker", [(51,), (57,)], 0.0, EXT,
+        _rule(18, [(51,), (57,)], 0.0, EXT,
               "on the lip centres, as AU23/AU24"),
-        _rule(20, "lip stretcher", [(48,), (54,)], 0.0, EXT,
+        _rule(20, [(48,), (54,)], 0.0, EXT,
               "1/2 scale outward of the lip corners (the stretched cheek skin)",
               dx=(-1 / 2, +1 / 2)),
-        _rule(22, "lip funneler", [(51,), (57,)], 0.0, EXT,
+        _rule(22, [(51,), (57,)], 0.0, EXT,
               "on the lip centres, as AU23/AU24"),
-        _rule(23, "lip tightener", [(51,), (57,)], 0.0, f"{EAC}; {JAA}",
+        _rule(23, [(51,), (57,)], 0.0, f"{EAC}; {JAA}",
               "on the upper and lower lip centres (49-pt 34, 40)"),
-        _rule(24, "lip pressor", [(51,), (57,)], 0.0, f"{EAC}; {JAA}",
+        _rule(24, [(51,), (57,)], 0.0, f"{EAC}; {JAA}",
               "on the upper and lower lip centres (49-pt 34, 40)"),
-        _rule(25, "lips part", [(51,), (57,)], 0.0, JAA,
+        _rule(25, [(51,), (57,)], 0.0, JAA,
               "on the upper and lower lip centres (49-pt 34, 40), DISFA model"),
-        _rule(26, "jaw drop", [(56,), (58,)], +1 / 2, JAA,
+        _rule(26, [(56,), (58,)], +1 / 2, JAA,
               "1/2 scale below the lower lip (49-pt 39, 41), DISFA model"),
-        _rule(27, "mouth stretch", [(51,), (57,), (56,), (58,)], 0.0, EXT,
+        _rule(27, [(51,), (57,), (56,), (58,)], 0.0, EXT,
               "the union of the AU25 centres (lips) and the lower-lip points; "
               "the chin part comes from the lower lip moving down with the jaw",
               dx=(0.0, 0.0, 0.0, 0.0)),
-        _rule(28, "lip suck", [(51,), (57,)], 0.0, EXT, "on the lip centres"),
-        _rule(38, "nostril dilator", [(31,), (35,)], 0.0, EXT, "on the nostril wings"),
-        _rule(39, "nostril compressor", [(31,), (35,)], 0.0, EXT, "on the nostril wings"),
-        _rule(43, "eyes closed", [(37, 38, 40, 41), (43, 44, 46, 47)], 0.0, EXT, "on the eyes"),
-        _rule(44, "squint", [(38,), (43,)], 0.0, EXT, "on the eyelids, as AU7"),
-        _rule(45, "blink", [(37, 38, 40, 41), (43, 44, 46, 47)], 0.0, EXT, "on the eyes"),
+        _rule(28, [(51,), (57,)], 0.0, EXT, "on the lip centres"),
+        _rule(38, [(31,), (35,)], 0.0, EXT, "on the nostril wings"),
+        _rule(39, [(31,), (35,)], 0.0, EXT, "on the nostril wings"),
+        _rule(43, [(37, 38, 40, 41), (43, 44, 46, 47)], 0.0, EXT, "on the eyes"),
+        _rule(44, [(38,), (43,)], 0.0, EXT, "on the eyelids, as AU7"),
+        _rule(45, [(37, 38, 40, 41), (43, 44, 46, 47)], 0.0, EXT, "on the eyes"),
     )
 }
 

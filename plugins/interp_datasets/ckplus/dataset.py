@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from interpret_core import Dataset, DataError, InterpError, Sample, UsageError
+from interpret_core import AUInfo, Dataset, DataError, InterpError, Sample, UsageError
 from interpret_core.util.paths import cache_home
 
 from ..au_regions import au_regions
 from ..emotions import EMOTIONS
+from ..facs import FACS_AUS
 from .crop_cache import CropCache, cache_key
 from .crops import Crops
 from .index import ReleaseIndex
@@ -84,6 +85,7 @@ class CKPlusDataset(Dataset):
     name: ClassVar[str] = "ckplus"
     description: ClassVar[str] = "CK+ (Extended Cohn-Kanade) read from a local copy of the release"
     has_au_masks: ClassVar[bool] = False
+    au_table: ClassVar[Mapping[int, AUInfo]] = FACS_AUS
 
     def __init__(
         self,
