@@ -103,7 +103,8 @@ def test_run_on_planted_units_writes_every_output(planted_plugin, tmp_path, caps
     # Figures exist, are PNGs, and the report links them relatively.
     report = (out / "report.html").read_text()
     for row in results["mapping"]:
-        assert len(row["figures"]) == 2
+        # the AU's figure (its selected unit on faces with and without it) and where that unit fires
+        assert len(row["figures"]) == 2 and row["figures"][0] == f"figures/AU{row['au']:02d}.png"
         for path in row["figures"]:
             assert (out / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert f'src="{path}"' in report
@@ -219,7 +220,9 @@ def test_run_with_a_third_party_unit_metric(planted_plugin, tmp_path, capsys):
         assert main(args) == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert [(r["au"], r["layer"], r["unit"]) for r in results["mapping"]] == [(1, "act1", 0)]
-    assert results["scores"][0]["au"] == 1 and results["scores"][0]["distance"] == results["scores"][0]["score"]
+    first = results["scores"][0]
+    # the metric's "concept"/"score" become the schema's "au"/"distance", without duplicate columns
+    assert first["au"] == 1 and isinstance(first["distance"], float) and "score" not in first and "concept" not in first
     assert results["mapping"][0]["figures"] and "AU1" in (out / "report.html").read_text()
 
 

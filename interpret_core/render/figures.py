@@ -97,7 +97,7 @@ def _draw_tile(ax, tile: Tile, norm, cmap) -> Any:
     peak = float(np.abs(tile.projection).max()) if tile.projection.size else 0.0
     scaled = tile.projection / peak if peak > 0 else np.zeros_like(tile.projection)
     # opacity follows magnitude, so the face shows through where the projection is weak
-    alpha = np.clip(np.abs(scaled) * 1.6, 0, 0.9)
+    alpha = np.clip(np.abs(scaled) * 3.0, 0, 0.9)
     handle = ax.imshow(scaled, cmap=cmap, norm=norm, alpha=alpha, interpolation="bilinear")
     if tile.mask is not None and tile.mask.any():
         ax.contour(tile.mask.astype(float), levels=[0.5], colors=[OUTLINE_COLOUR], linewidths=1.2)

@@ -529,6 +529,10 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
     needs_options: dict[str, str] = {}  # plugins that are not a method without options (e.g. 'captum')
     failed_cells: list[dict[str, str]] = []
     cells_task = start_task(progress, "bench cells", len(specs) * len(metrics))
+    from interpret_core.workflows.bench_report import example_positions
+
+    examples = example_positions(prepared.has_mask, prepared.subjects)
+    example_maps: dict[str, np.ndarray] = {}
     for spec in specs:
         try:
             method = make_method(spec)
@@ -540,7 +544,8 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
             cells_task.advance(len(metrics))
             continue
         try:
-            _, seconds = bench.attributions(spec, method)
+            maps, seconds = bench.attributions(spec, method)
+            example_maps[spec] = maps[examples].sum(dim=1).numpy()
         except KeyboardInterrupt:
             raise
         except Exception as exc:
@@ -644,7 +649,19 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_outputs(result, out)
+    from interpret_core.workflows.bench_report import write_bench_html
+
+    faces = prepared.inputs[examples].mean(dim=1).numpy()
+    write_bench_html(result, out, faces=_unit_range(faces), masks=prepared.masks[examples].numpy(), maps=example_maps,
+                     captions=[prepared.subjects[i] for i in examples])
     return result
+
+
+def _unit_range(images: np.ndarray) -> np.ndarray:
+    """Each image [H, W] of ``images`` [N, H, W] scaled to [0, 1] for display (a model input may be standardised)."""
+    low = images.min(axis=(1, 2), keepdims=True)
+    high = images.max(axis=(1, 2), keepdims=True)
+    return np.where(high > low, (images - low) / np.maximum(high - low, 1e-12), 0.0)
 
 
 # -- outputs ----------------------------------------------------------------------

@@ -6,8 +6,8 @@ The pipeline, one function per step so each can be reused or tested:
 2. :func:`scan_units` streams the data set once (cached as ``scan.npz`` in the
    output folder, reused with ``resume=True``);
 3. the unit metric scores every (layer, unit, AU) and maps AUs to units;
-4. :func:`draw_unit_figures` projects each mapped unit's top-k images with the
-   attribution method (only those images are projected);
+4. :func:`~interpret_core.workflows.run_figures.draw_run_figures` draws one figure per AU with the
+   attribution method (only the faces shown are projected) and the overview plots;
 5. results are written atomically: ``figures/``, ``scores.csv``,
    ``mapping.md``, ``report.html`` and finally ``results.json`` (its presence
    marks a finished run).
@@ -32,6 +32,7 @@ from interpret_core.api.errors import CapabilityError, DataError, UsageError
 from interpret_core.util.io import to_jsonable, write_json, write_text
 from interpret_core.util.paths import slug
 from interpret_core.util.progress import ProgressLike
+from interpret_core.workflows.run_figures import au_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Attribution, Dataset, Model
@@ -42,7 +43,6 @@ __all__ = [
     "run",
     "resolve_method",
     "default_out_dir",
-    "draw_unit_figures",
     "RESULTS_FILE",
     "SCAN_FILE",
 ]
@@ -177,6 +177,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     from interpret_core.analysis.sampling import even_indices
     from interpret_core.analysis.unit_scan import cached_scan
     from interpret_core.nn.weights import state_dict_sha256
+    from interpret_core.workflows.run_figures import draw_run_figures
 
     started = time.perf_counter()
     config = with_defaults(config)
@@ -224,10 +225,12 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     mapping = result.mapping if result.mapping is not None else _best_per_concept(scores, metric.higher_is_better)
 
     t0 = time.perf_counter()
-    drawable = [row for row in mapping if row.get("layer") is not None]  # an untestable AU has no unit
-    figures = draw_unit_figures(model, dataset, scan, drawable, attribution, out, progress=progress)
+    figure_set = draw_run_figures(
+        model, dataset, scan, scores, mapping, attribution, out,
+        value_label=str(result.extra.get("definitions", {}).get("distance_name", "distance")),
+    )
     for row in mapping:
-        row["figures"] = figures.get(_figure_key(row), []) if row.get("layer") is not None else []
+        row["figures"] = _row_figures(row, figure_set)
     timings["figures_s"] = time.perf_counter() - t0
 
     results: dict[str, Any] = {
@@ -262,6 +265,9 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
             "tables": [dataclasses.asdict(table) for table in result.tables],
         },
         "summary": _summary(mapping),
+        "au_names": {au_label(au): dataset.au_name(au) for au in sorted({r["au"] for r in scores}, key=str)
+                     if str(au).isdigit() and dataset.au_name(au)},
+        "figures": figure_set.as_dict(),
         "mapping": mapping,
         "unit_mapping": result.extra.get("unit_mapping", []),
         "layer_mapping": result.extra.get("layer_mapping", []),
@@ -280,36 +286,61 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
 
 
 def write_outputs(out: Path, results: dict[str, Any]) -> None:
-    """scores.csv, mapping.md and report.html (atomically)."""
+    """scores.csv, mapping.csv, mapping.md and report.html (atomically)."""
     from interpret_core.render.report import render_html, render_mapping_markdown
 
-    write_text(out / "scores.csv", scores_csv(results["scores"]))
+    names = results.get("au_names") or {}
+    write_text(out / "scores.csv", tidy_csv(results["scores"], CSV_FIRST, names))
+    write_text(out / "mapping.csv", mapping_csv(results["mapping"], names))
     write_text(out / "mapping.md", render_mapping_markdown(results))
-    write_text(out / "mapping.csv", mapping_csv(results["mapping"]))
     write_text(out / "report.html", render_html(results))
 
 
-def scores_csv(scores: list[dict[str, Any]], first: Sequence[str] = CSV_FIRST) -> str:
-    """CSV text: the ``first`` columns, then every other key seen, in first-seen order."""
-    columns = list(first)
-    for row in scores:
+#: columns that hold nested values (lists, dicts) and stay in results.json only
+_NESTED = ("figures",)
+
+
+def tidy_csv(rows: list[dict[str, Any]], first: Sequence[str], au_names: dict[str, str] | None = None) -> str:
+    """CSV text, one row per observation: ``first`` columns, then every other scalar key in first-seen order.
+
+    Tidy for pandas without options: every AU column holds integers and gets
+    an ``AU01``-style label beside it (``au_label``, ``partner_au`` -> ``partner_label``),
+    a missing value is an empty cell, booleans are ``True``/``False``, nested
+    values (lists, dicts) stay in results.json. An integer column with missing
+    values is written as its label column only, so no integer column turns float.
+    """
+    names = au_names or {}
+    prepared = []
+    for row in rows:
+        out = {key: value for key, value in row.items() if key not in _NESTED and not isinstance(value, (list, dict))}
+        out["au_label"] = au_label(row["au"])
+        out["au_name"] = names.get(out["au_label"], "")
+        prepared.append(out)
+    # an AU-valued column with gaps (e.g. no partner AU) becomes its label column alone
+    for key in [k for k in prepared[0] if k.endswith("_au")] if prepared else []:
+        if any(row.get(key) is None for row in prepared):
+            for row in prepared:
+                value = row.pop(key, None)
+                row[key[:-3] + "_label"] = "" if value is None else au_label(value)
+    columns = [c for c in first if any(c in row for row in prepared)]
+    for row in prepared:
         for key in row:
             if key not in columns:
                 columns.append(key)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    for row in scores:
+    for row in prepared:
         writer.writerow({key: ("" if row.get(key) is None else row.get(key)) for key in columns})
     return buffer.getvalue()
 
 
 #: Columns of mapping.csv that come first (one row per AU).
-MAPPING_FIRST = ("au", "verdict", "layer", "unit", "statistical_unit", "selected_on", "delta", "q_value",
+MAPPING_FIRST = ("au", "au_label", "au_name", "verdict", "layer", "unit", "statistical_unit", "selected_on", "delta", "q_value",
                  "spatial_agreement", "chance", "null_agreement", "n_with", "n_without")
 
 
-def mapping_csv(mapping: list[dict[str, Any]]) -> str:
+def mapping_csv(mapping: list[dict[str, Any]], au_names: dict[str, str] | None = None) -> str:
     """mapping.csv text: one row per mapping row, the verdict first; nested fields (stability, oracle) flattened."""
     flat_rows = []
     for row in mapping:
@@ -325,15 +356,17 @@ def mapping_csv(mapping: list[dict[str, Any]]) -> str:
             else:
                 flat[key] = value
         flat_rows.append(flat)
-    return scores_csv(flat_rows, [c for c in MAPPING_FIRST if any(c in r for r in flat_rows)])
+    return tidy_csv(flat_rows, MAPPING_FIRST, au_names)
 
 
 def _score_row(row: dict[str, Any]) -> dict[str, Any]:
     """Normalise a metric's row to the results schema (``au``/``distance`` present)."""
     out = dict(row)
-    out.setdefault("distance", out.get("score"))
+    score = out.pop("score", None)
+    out.setdefault("distance", score)
+    concept = out.pop("concept", None)
     if "au" not in out:
-        concept = str(out.get("concept", ""))
+        concept = str(concept or "")
         out["au"] = int(concept[2:]) if concept.upper().startswith("AU") and concept[2:].isdigit() else concept
     out.setdefault("p_value", None)
     out.setdefault("q_value", None)
@@ -382,61 +415,9 @@ def _summary(mapping: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # -- figures -------------------------------------------------------------------
-def _figure_key(row: dict[str, Any]) -> str:
-    return f"AU{row['au']}_{row['layer']}_u{row['unit']}"
-
-
-def draw_unit_figures(
-    model: Model,
-    dataset: Dataset,
-    scan: UnitScan,
-    mapping: list[dict[str, Any]],
-    attribution: Attribution,
-    out: Path,
-    *,
-    progress: ProgressLike = None,
-    tile: int = 96,
-) -> dict[str, list[str]]:
-    """For each mapped unit, its top-k images beside their projections (the paper's figures).
-
-    Uses :func:`interpret_core.workflows.visualize.unit_grids` on the run's scan (only
-    the top-k images of each mapped unit are projected) and writes per
-    mapping row two PNGs under ``out/figures``: ``<key>_patches.png`` (image
-    patch under the receptive field of the unit's maximum beside the
-    projection patch, enlarged) and ``<key>_full.png`` (whole input, with the
-    receptive field outlined, beside the whole projection). Returns
-    {key: [relative paths]}.
-    """
-    from interpret_core.render.imaging import save_png
-    from interpret_core.workflows.visualize import unit_grids
-
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    result: dict[str, list[str]] = {}
-    by_layer: dict[str, list[int]] = {}
-    for row in mapping:
-        units = by_layer.setdefault(row["layer"], [])
-        if int(row["unit"]) not in units:
-            units.append(int(row["unit"]))
-    drawn: dict[tuple[str, int], Any] = {}
-    notes: dict[str, str] = {}
-    for layer, units in by_layer.items():  # one call per layer: one receptive field, one pass over units
-        try:
-            top_k = int(scan.topk[layer].shape[1])
-            figures = unit_grids(model, dataset, layer, attribution, units, top_k=top_k, scan=scan, tile=tile, progress=progress)
-            for figure in figures:
-                drawn[(layer, figure.unit)] = figure
-        except (UsageError, CapabilityError) as exc:  # e.g. a fully connected layer: no receptive field
-            notes[layer] = exc.message
-    for row in mapping:
-        key = _figure_key(row)
-        figure = drawn.get((row["layer"], int(row["unit"])))
-        if figure is None:
-            row["figure_note"] = notes.get(row["layer"], "not drawn")
-            result[key] = []
-        elif key not in result:
-            patches_name = f"figures/{slug(key, unique=False)}_patches.png"
-            full_name = f"figures/{slug(key, unique=False)}_full.png"
-            save_png(out / patches_name, figure.rgb)
-            save_png(out / full_name, figure.full_rgb)
-            result[key] = [patches_name, full_name]
-    return result
+def _row_figures(row: dict[str, Any], figure_set: Any) -> list[str]:
+    """The files that show a mapping row: its AU's figure and where its unit fires."""
+    panel = figure_set.per_au.get(au_label(row["au"]))
+    files = [panel.file] if panel is not None and (panel.layer, panel.unit) == (row["layer"], int(row["unit"])) else []
+    density = figure_set.densities.get(f"{row['layer']}/{row['unit']}")
+    return files + ([density] if density else [])

@@ -319,6 +319,6 @@ def _densities(model, dataset, scan, primary, selected, save) -> dict[str, str]:
         aus = [row["au"] for row in primary if row["layer"] == layer and int(row["unit"]) == unit]
         regions = {au_label(au): r for au in aus if str(au).isdigit() and (r := region(au)) is not None}
         png = fig.unit_density(mean_face, positions, regions,
-                               title=f"{layer}/{unit}: where its maximum falls ({len(positions)} images)")
+                               title=f"{layer}/{unit}: where its maximum falls\n({len(positions)} images)")
         files[f"{layer}/{unit}"] = save(f"density_{slug(layer, unique=False)}_u{unit}.png", png)
     return files
