@@ -94,8 +94,11 @@ class Tile:
 
 def _draw_tile(ax, tile: Tile, norm, cmap) -> Any:
     ax.imshow(np.clip(tile.image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
-    peak = float(np.abs(tile.projection).max()) if tile.projection.size else 0.0
-    scaled = tile.projection / peak if peak > 0 else np.zeros_like(tile.projection)
+    projection = np.asarray(tile.projection, dtype=np.float64)
+    finite = np.isfinite(projection)
+    projection = np.where(finite, projection, 0.0)  # an undefined map (NaN/inf) is drawn blank and labelled
+    peak = float(np.abs(projection).max()) if projection.size else 0.0
+    scaled = projection / peak if peak > 0 else np.zeros_like(projection)
     # opacity follows magnitude, so the face shows through where the projection is weak
     alpha = np.clip(np.abs(scaled) * 3.0, 0, 0.9)
     handle = ax.imshow(scaled, cmap=cmap, norm=norm, alpha=alpha, interpolation="bilinear")
@@ -104,6 +107,8 @@ def _draw_tile(ax, tile: Tile, norm, cmap) -> Any:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"act {tile.activation:.3g}", fontsize=8)
+    if not finite.all():
+        ax.text(0.5, 0.5, "non-finite map", ha="center", va="center", fontsize=6, color="#a40000", transform=ax.transAxes)
     ax.set_xlabel(tile.caption, fontsize=7)
     return handle
 

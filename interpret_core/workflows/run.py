@@ -227,7 +227,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     figure_set = draw_run_figures(
         model, dataset, scan, scores, mapping, attribution, out,
-        value_label=str(result.extra.get("definitions", {}).get("distance_name", "distance")),
+        value_label=str(result.extra.get("definitions", {}).get("distance_name", "distance")), progress=progress,
     )
     for row in mapping:
         row["figures"] = _row_figures(row, figure_set)

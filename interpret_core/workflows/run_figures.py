@@ -196,9 +196,14 @@ def draw_run_figures(
     value_label: str = "distance",
     signed: bool = True,
     faces: int = FACES_PER_AU,
+    progress: Any = None,
 ) -> FigureSet:
-    """Draw every figure of the run report into ``out/figures`` (atomically, one PNG each)."""
+    """Draw every figure of the run report into ``out/figures`` (atomically, one PNG each).
+
+    ``progress``: a :class:`~interpret_core.util.progress.Progress`, ``callable(done, total)`` or None.
+    """
     from interpret_core.render import figures as fig
+    from interpret_core.util.progress import start_task
 
     folder = out / "figures"
     folder.mkdir(parents=True, exist_ok=True)
@@ -211,6 +216,7 @@ def draw_run_figures(
         return relative
 
     # per AU: the selected unit on faces with and without the AU
+    task = start_task(progress, "projecting the faces of each AU's unit", len(primary))
     for row in primary:
         au, layer, unit = row["au"], row["layer"], int(row["unit"])
         key = au_label(au)
@@ -220,6 +226,7 @@ def draw_run_figures(
             tiles_without = _tiles(model, dataset, method, layer, unit, au, without_au, scan)
         except CapabilityError as exc:
             result.notes[key] = exc.message
+            task.advance()
             continue
         name = dataset.au_name(au) if str(au).isdigit() else ""
         verdict = row.get("verdict")
@@ -228,6 +235,8 @@ def draw_run_figures(
         sequences = dataset.sequences
         result.per_au[key] = AUPanel(au, layer, unit, with_au, without_au, [sequences[i] for i in with_au],
                                      save(f"{slug(key, unique=False)}.png", png))
+        task.advance()
+    task.close()
 
     # AU x unit heatmap per layer
     selected_of = {(row["layer"], int(row["unit"])) for row in primary}
