@@ -32,7 +32,7 @@ def _environment():
     return jinja2.Environment(
         loader=jinja2.PackageLoader("interpret_core.render", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.ChainableUndefined,  # a results dict may lack optional keys: render them empty
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
