@@ -119,7 +119,7 @@ def write_bench_html(
     if faces is not None and maps and len(faces):
         examples_file = f"{FIGURES}/examples.png"
         png = fig.method_examples(list(faces), {k: list(v) for k, v in maps.items()}, list(masks) if masks is not None else [None] * len(faces),
-                                  title="Each method's map on the same faces (AU regions in yellow)", captions=captions)
+                                  title="Each method's map on the same images (AU regions in yellow)", captions=captions)
         write_bytes(out / examples_file, png)
     columns = ["method"] + [label for _, _, label in table_columns(result)]
     rows = [[row["method"] + (" (baseline)" if row["baseline"] else "")]

@@ -176,7 +176,7 @@ def _primary(mapping: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _interval(row: dict[str, Any], name: str) -> tuple[float | None, float | None]:
-    """A row's percentile interval for ``name`` (``spatial_agreement``), wherever the metric put it."""
+    """A row's percentile interval ``<name>_interval`` (e.g. ``agreement``), in the row or its ``stability``."""
     for holder in (row, row.get("stability") or {}):
         value = holder.get(f"{name}_interval") if isinstance(holder, dict) else None
         if isinstance(value, (list, tuple)) and len(value) == 2:
@@ -216,7 +216,7 @@ def draw_run_figures(
         return relative
 
     # per AU: the selected unit on faces with and without the AU
-    task = start_task(progress, "projecting the faces of each AU's unit", len(primary))
+    task = start_task(progress, "projecting each AU's unit on its top images", len(primary))
     for row in primary:
         au, layer, unit = row["au"], row["layer"], int(row["unit"])
         key = au_label(au)
@@ -269,7 +269,7 @@ def draw_run_figures(
     chart_rows = []
     for row in au_order([r["au"] for r in primary], dataset):
         match = next(r for r in primary if r["au"] == row)
-        low, high = _interval(match, "spatial_agreement")
+        low, high = _interval(match, "agreement")
         chart_rows.append({
             "label": f"{au_label(row)} {match['layer']}/{match['unit']}",
             "agreement": match.get("spatial_agreement"),
