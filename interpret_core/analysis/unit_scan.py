@@ -355,8 +355,6 @@ def scan_units(
     task = start_task(progress, "scanning units", total)
     k = min(top_k, total)
     module = model.module
-    parameter = next(module.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = module.training
     module.eval()
     maxima: dict[str, np.ndarray] = {}
@@ -377,7 +375,7 @@ def scan_units(
                 else:
                     aus_all.extend(aus)
                     emotions_all.append(emotions)  # type: ignore[union-attr]
-                inputs = model.to_input(images).to(device)
+                inputs = model.to_input(images)  # on the model's device
                 captured.clear()
                 module(inputs)
                 count = len(batch_indices)

@@ -305,8 +305,16 @@ class Model(abc.ABC):
             "input_size": list(self.input_size),
         }
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the module's parameters (the CPU for a module without any)."""
+        import torch
+
+        parameter = next(self.module.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+
     def to_input(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Grey images [N, H, W] in [0, 1] -> float32 input [N, C, H, W].
+        """Grey images [N, H, W] in [0, 1] -> float32 input [N, C, H, W] on the model's :attr:`device`.
 
         Images of another size are resized bilinearly to ``input_size``.
         """
@@ -314,7 +322,7 @@ class Model(abc.ABC):
         import torch.nn.functional as F
 
         batch = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
-        batch = batch.to(torch.float32)
+        batch = batch.to(device=self.device, dtype=torch.float32)
         if batch.ndim == 2:
             batch = batch[None]
         if batch.ndim == 3:

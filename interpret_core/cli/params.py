@@ -85,6 +85,13 @@ ModelOption = Annotated[
     list[str],
     typer.Option("--model-option", metavar="KEY=VALUE", help="Option for the model plugin (repeatable), e.g. class_names=\"['a','b']\"."),
 ]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device", metavar="auto|cpu|cuda|cuda:N|mps",
+        help="Where the model runs: auto picks CUDA, else MPS, else the CPU. A device this machine lacks is a usage error.",
+    ),
+]
 
 # -- the data set -------------------------------------------------------------------------------
 DatasetName = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Data set plugin name (see `interp plugins`; default: `interp config get dataset`).")]

@@ -62,6 +62,7 @@ def run_command(
     model: params.ModelName = None,
     weights: params.Weights = None,
     model_option: params.ModelOption = [],
+    device: params.Device = "cpu",
     dataset: params.DatasetName = None,
     data_root: params.DataRoot = None,
     dataset_option: params.DatasetOption = [],
@@ -93,7 +94,7 @@ def run_command(
     method, metric = method or default("method"), metric or default("metric")
 
     model_choice, data_choice = choices_from_flags(
-        model=model, weights=weights, model_option=model_option, seed=seed,
+        model=model, weights=weights, model_option=model_option, seed=seed, device=device,
         dataset=dataset, data_root=data_root, dataset_option=dataset_option,
     )
     config = RunConfig(
@@ -102,6 +103,7 @@ def run_command(
         model=model_choice.name,
         weights=model_choice.weights,
         model_options=model_choice.options,
+        device=model_choice.device,
         dataset=data_choice.name,
         data_root=data_choice.data_root,
         dataset_options=data_choice.options,

@@ -37,6 +37,7 @@ def _render(summary: dict[str, Any]):
 def train_command(
     model: params.ModelName = None,
     model_option: params.ModelOption = [],
+    device: params.Device = "cpu",
     dataset: params.DatasetName = ...,
     data_root: params.DataRoot = None,
     dataset_option: params.DatasetOption = [],
@@ -74,7 +75,7 @@ def train_command(
     from interpret_core.workflows.setup import choices_from_flags, check_data_root
 
     model_choice, data_choice = choices_from_flags(
-        model=model, model_option=model_option, dataset=dataset, data_root=data_root, dataset_option=dataset_option,
+        model=model, model_option=model_option, device=device, dataset=dataset, data_root=data_root, dataset_option=dataset_option,
     )
     check_data_root(data_choice.data_root, data_choice.name)
     if "class_names" in model_choice.options:
@@ -100,6 +101,7 @@ def train_command(
         augment=augment,
         cosine=cosine,
         threads=threads,
+        device=model_choice.device,
     )
 
     def report(event: str, details: dict[str, Any]) -> None:

@@ -70,6 +70,7 @@ def visualize_command(
     model: params.ModelName = None,
     weights: params.Weights = None,
     model_option: params.ModelOption = [],
+    device: params.Device = "cpu",
     dataset: params.DatasetName = None,
     data_root: params.DataRoot = None,
     dataset_option: params.DatasetOption = [],
@@ -103,7 +104,7 @@ def visualize_command(
     spec = method_spec(method or default("method"), params.merge_legacy(method_option, legacy_option))
     name, method_options = parse_method_spec(spec)
     model_choice, data_choice = choices_from_flags(
-        model=model, weights=weights, model_option=model_option, seed=seed,
+        model=model, weights=weights, model_option=model_option, seed=seed, device=device,
         dataset=dataset, data_root=data_root, dataset_option=dataset_option,
     )
     unit_list = _parse_units(units)

@@ -376,7 +376,9 @@ def open_dataset(
     return get_dataset(name, **kwargs)
 
 
-def get_model(name: str | None, weights: str | os.PathLike | None = None, seed: int = 0, **options: Any) -> Model:
+def get_model(
+    name: str | None, weights: str | os.PathLike | None = None, seed: int = 0, device: Any = None, **options: Any
+) -> Model:
     """Instantiate model ``name``, load ``weights`` (or its shipped default), eval mode.
 
     ``weights`` is a ``.safetensors`` file with its model card beside it
@@ -387,7 +389,10 @@ def get_model(name: str | None, weights: str | os.PathLike | None = None, seed: 
     the plugin loaded weights of its own and set their card), initialised
     from ``seed`` so that the same seed gives the same network. The caller's
     torch RNG state is left untouched. ``options`` go to the plugin's
-    constructor (``--model-option`` on the command line).
+    constructor (``--model-option`` on the command line). ``device`` (a
+    ``torch.device`` or a spec ``auto|cpu|cuda|cuda:N|mps``, see
+    :func:`interpret_core.nn.device.resolve_device`; None: the CPU) is where
+    the module goes after its weights are loaded.
     """
     import torch
 
@@ -410,8 +415,7 @@ def get_model(name: str | None, weights: str | os.PathLike | None = None, seed: 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = cls(**({"weights": os.fspath(weights)} if weights is not None else {}), **options)
-        model.module.eval()
-        return model
+        return _placed(model, device)
     # Without explicit class_names / input_size the model is built as the
     # weights' card describes it (so 7-class weights load as a 7-class model);
     # explicit options that disagree with the card are refused at load time.
@@ -433,6 +437,15 @@ def get_model(name: str | None, weights: str | os.PathLike | None = None, seed: 
         torch.manual_seed(seed)
         model: Model = cls(**options)
     load_weights_into(model, weights)
+    return _placed(model, device)
+
+
+def _placed(model: Model, device: Any) -> Model:
+    """``model`` in eval mode, its module moved to ``device`` (None: where it is)."""
+    from interpret_core.nn.device import resolve_device
+
+    if device is not None:
+        model.module.to(resolve_device(device))
     model.module.eval()
     return model
 

@@ -172,6 +172,8 @@ class BenchConfig:
     weights: str | None = None
     #: keyword options of the model plugin (``--model-option``)
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: where the model runs (``--device``, :func:`interpret_core.nn.device.resolve_device`); not part of the cell key
+    device: str = "cpu"
     dataset: str | None = None  # None: the configured default (`interp config get dataset`)
     data_root: str | None = None
     #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
@@ -246,7 +248,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
         status("loading model and data")
     # Seeded, so that a model without trained weights is at least the same
     # network on every run (and its cells can be reused).
-    model = load_model(ModelChoice(config.model, config.weights, config.model_options, config.seed))
+    model = load_model(ModelChoice(config.model, config.weights, config.model_options, config.seed, config.device))
     if model.card is None and warn:
         warn(
             f"model {config.model!r} has no trained weights (random initialisation, seed {config.seed}); "
@@ -590,7 +592,7 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
                  + ", ".join(f"{m} {k}/{row['cells'][m].get('n_scored', k)}" for m, k in undefined.items()))
         rows[spec] = row
     cells_task.close()
-    targets = prepared.targets.numpy()
+    targets = prepared.targets.cpu().numpy()
     # Labels are data-set classes mapped to the model's by name (never by index);
     # images whose class the model lacks do not count.
     labelled = [(int(t), label) for t, label in zip(targets, prepared.labels) if label is not None]

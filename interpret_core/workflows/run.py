@@ -71,6 +71,8 @@ class RunConfig:
     weights: str | None = None
     #: keyword options of the model plugin (``--model-option``)
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: where the model runs (``--device``, :func:`interpret_core.nn.device.resolve_device`)
+    device: str = "cpu"
     dataset: str | None = None
     data_root: str | None = None
     #: keyword options of the data set plugin (``--dataset-option``), e.g. {"protocol": "peak"}
@@ -186,7 +188,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     if config.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {config.top_k}", "pass e.g. --top-k 9")
     model, dataset = load_model_and_data(
-        ModelChoice(config.model, config.weights, config.model_options, config.seed),
+        ModelChoice(config.model, config.weights, config.model_options, config.seed, config.device),
         DataChoice(config.dataset, config.data_root, config.dataset_options),
     )
     layers = list(config.layers) if config.layers else list(model.layers)

@@ -10,6 +10,8 @@ the same flags mean the same thing and the same mistake gives the same error
 - ``--model-option KEY=VALUE`` goes to the model plugin, ``--dataset-option``
   to the data set plugin.
 - a ``--weights`` or ``--data-root`` that does not exist is a usage error.
+- ``--device`` (default ``cpu``) is checked here, before anything loads, and
+  the model is moved there; the workflows' tensors follow ``model.device``.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ class ModelChoice:
     """A model as the command line names it: ``--model``, ``--weights``, ``--model-option``, ``--seed``.
 
     ``name`` None: the model named by the weights' card, else the default.
-    ``seed`` initialises a model that gets no trained weights.
+    ``seed`` initialises a model that gets no trained weights; ``device`` is a
+    ``--device`` spec (:func:`interpret_core.nn.device.resolve_device`).
     """
 
     name: str | None = None
     weights: str | None = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
+    device: str = "cpu"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +89,7 @@ def load_model(choice: ModelChoice) -> Model:
 
     check_weights(choice.weights)
     name = model_name(choice.name, choice.weights)
-    return get_model(name, weights=choice.weights, seed=choice.seed, **dict(choice.options))
+    return get_model(name, weights=choice.weights, seed=choice.seed, device=choice.device, **dict(choice.options))
 
 
 def load_dataset(choice: DataChoice) -> Dataset:
@@ -110,13 +114,18 @@ def choices_from_flags(
     weights: str | os.PathLike | None = None,
     model_option: Iterable[str] = (),
     seed: int = 0,
+    device: str = "cpu",
     dataset: str | None = None,
     data_root: str | os.PathLike | None = None,
     dataset_option: Iterable[str] = (),
 ) -> tuple[ModelChoice, DataChoice]:
     """The model and data choices of the shared flags as typed: KEY=VALUE options parsed,
-    names resolved (the model from ``--weights``' card, else the default; the default data set)."""
+    names resolved (the model from ``--weights``' card, else the default; the default data set),
+    ``--device`` resolved on this machine (``auto`` becomes e.g. ``cuda:0``)."""
+    from interpret_core.nn.device import resolve_device
     from interpret_core.registry.options import parse_options
+
+    resolved = str(resolve_device(device))  # a device this machine lacks fails before anything loads
 
     return (
         ModelChoice(
@@ -124,6 +133,7 @@ def choices_from_flags(
             weights=None if weights is None else os.fspath(weights),
             options=parse_options(list(model_option), where="--model-option", example="class_names=\"['a','b']\""),
             seed=seed,
+            device=resolved,
         ),
         DataChoice(
             name=dataset or default("dataset"),

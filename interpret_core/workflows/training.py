@@ -115,6 +115,9 @@ class TrainConfig:
     augment: bool = True
     cosine: bool = True
     threads: int | None = 1
+    #: where the model trains (``--device``, :func:`interpret_core.nn.device.resolve_device`); not part of the
+    #: recipe: batches, augmentation and shuffling are drawn on the CPU, so only the arithmetic moves
+    device: str = "cpu"
 
     def validate(self) -> None:
         checks = [
@@ -137,6 +140,7 @@ class TrainConfig:
         (the data's identity is its sha256, kept beside the recipe)."""
         fields = dataclasses.asdict(self)
         fields.pop("data_root")
+        fields.pop("device")
         if not fields["model_options"]:
             fields.pop("model_options")  # recipes from before --model-option keep their fingerprint
         fields["recipe_version"] = RECIPE_VERSION
@@ -360,15 +364,16 @@ def _deterministic_torch(threads: int | None):
         torch.set_num_threads(old_threads)
 
 
-def _predict(module: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class int64 [N], logits float32 [N, classes]) in eval mode."""
+def _predict(model: Model, inputs: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class int64 [N], logits float32 [N, classes]) in eval mode; ``inputs`` on any device."""
     import torch
 
+    module, device = model.module, model.device
     module.eval()
     outputs = []
     with torch.inference_mode():
         for start in range(0, inputs.shape[0], batch_size):
-            outputs.append(module(inputs[start : start + batch_size]))
+            outputs.append(module(inputs[start : start + batch_size].to(device)).cpu())
     logits = torch.cat(outputs) if outputs else torch.zeros(0)
     return logits.argmax(dim=1).numpy().astype(np.int64), logits.numpy()
 
@@ -394,9 +399,9 @@ def _fit(
 
     torch.manual_seed(torch_seed)
     generator = torch.Generator().manual_seed(torch_seed)
-    module = model.module
+    module, device = model.module, model.device
     classes = len(model.class_names)
-    weight = torch.from_numpy(class_weights(labels, classes))
+    weight = torch.from_numpy(class_weights(labels, classes)).to(device)
     targets = torch.from_numpy(labels)
     optimiser = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     count = inputs.shape[0]
@@ -425,14 +430,15 @@ def _fit(
             step_index += 1
             if config.augment:
                 images = cast("torch.Tensor", augment_batch(images, generator))  # no masks: one tensor back
-            loss = F.cross_entropy(module(images), targets[batch], weight=weight)
+            # Drawn and augmented on the CPU (same random stream on every device), then moved.
+            loss = F.cross_entropy(module(images.to(device)), targets[batch].to(device), weight=weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             total_loss += float(loss.detach()) * batch.numel()
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total_loss / max(count, 1)}
         if val_inputs is not None and val_labels is not None and len(val_labels):
-            predicted, logits = _predict(module, val_inputs)
+            predicted, logits = _predict(model, val_inputs)
             val_loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val_labels)))
             val_accuracy = float(np.mean(predicted == val_labels))
             record.update(val_loss=val_loss, val_accuracy=val_accuracy)
@@ -474,9 +480,13 @@ def _build_model(config: TrainConfig, class_names: Sequence[str], torch_seed: in
 
     from interpret_core.registry.loader import get_registry
 
+    from interpret_core.nn.device import resolve_device
+
     cls = get_registry().get_class("model", config.model)
-    torch.manual_seed(torch_seed)  # initialisation
-    return cls(**{**config.model_options, "class_names": list(class_names)})
+    torch.manual_seed(torch_seed)  # initialisation, on the CPU: the same initial weights on every device
+    model = cls(**{**config.model_options, "class_names": list(class_names)})
+    model.module.to(resolve_device(config.device))
+    return model
 
 
 def _fold_file(out: Path, index: int) -> Path:
@@ -662,7 +672,7 @@ def _run_fold(job: FoldJob, split: FoldSplit, on_epoch: EpochCallback | None) ->
         model, inputs[torch.from_numpy(fit_idx)], labels[fit_idx], config, torch_seed, config.epochs,
         val_inputs=inputs[torch.from_numpy(val_idx)], val_labels=labels[val_idx], on_epoch=on_epoch,
     )
-    predicted, _ = _predict(model.module, inputs[torch.from_numpy(split.test)])
+    predicted, _ = _predict(model, inputs[torch.from_numpy(split.test)])
     true = labels[split.test]
     matrix = confusion_matrix(true, predicted, len(job.class_names))
     return {
@@ -961,7 +971,7 @@ def train(
 
     with _deterministic_torch(config.threads):
         probe = _build_model(config, data.class_names, 0)
-        job = FoldJob(probe.to_input(data.images).numpy(), data.labels, data.subjects, data.class_names, config)
+        job = FoldJob(probe.to_input(data.images).cpu().numpy(), data.labels, data.subjects, data.class_names, config)
         facts = _RunFacts(config, out, data, fingerprint, torch.get_num_threads(), probe.architecture())
         del probe
 

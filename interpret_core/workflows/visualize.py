@@ -275,12 +275,12 @@ def class_overlays(
             targets = predicted
         elif target == "label":
             labels = [model_class(s.emotion) for s in samples]
-            targets = torch.tensor([p if l is None else l for l, p in zip(labels, predicted.tolist())])
+            targets = torch.tensor([p if l is None else l for l, p in zip(labels, predicted.tolist())], device=inputs.device)
         else:
             t = int(target)
             if not 0 <= t < len(class_names):
                 raise UsageError(f"target class {t} out of range 0..{len(class_names) - 1}", "use a class index or 'predicted'")
-            targets = torch.full((len(chunk),), t, dtype=torch.long)
+            targets = torch.full((len(chunk),), t, dtype=torch.long, device=inputs.device)
         maps = method.attribute(model.module, inputs, targets).detach().sum(dim=1).cpu().numpy()
         shown = inputs.detach().mean(dim=1).cpu().numpy()
         for n, index in enumerate(chunk):
