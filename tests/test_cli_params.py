@@ -157,7 +157,7 @@ def test_commands_that_build_a_model_take_model_option(walked):
         if "--model" in flags or "--weights" in flags:
             assert "--model-option" in flags, command
     assert {"run", "bench", "visualize", "train"} <= {c for c, f in by_command.items() if "--model-option" in f}
-    assert {"run", "bench", "visualize", "train"} <= {c for c, f in by_command.items() if "--device" in f}
+    assert {"run", "bench", "visualize", "train", "explain"} <= {c for c, f in by_command.items() if "--device" in f}
 
 
 def test_bare_interp_prints_help_and_exits_0(capsys):

@@ -109,3 +109,12 @@ def test_the_training_device_is_not_part_of_the_recipe():
     assert TrainConfig(model="fer-cnn", dataset="synthfacs", device="cuda:1").recipe() == TrainConfig(
         model="fer-cnn", dataset="synthfacs"
     ).recipe()
+
+
+def test_explain_device_cuda_without_cuda_is_a_usage_error(cpu_only, tmp_path, capsys):
+    photo = tmp_path / "face.png"
+    photo.write_bytes(b"not read: the device is refused before any photo is opened")
+    assert main(["explain", str(photo), "--out", str(tmp_path / "x"), "--device", "cuda:1"]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda:1: CUDA is not available; available here: cpu" in err
+    assert not (tmp_path / "x").exists()

@@ -46,6 +46,7 @@ def explain_command(
     model: params.ModelName = None,
     weights: params.Weights = None,
     model_option: params.ModelOption = [],
+    device: params.Device = "cpu",
     dataset_option: params.DatasetOption = [],
     target: params.Target = "predicted",
     out: params.Out = Path("explained"),
@@ -67,6 +68,7 @@ def explain_command(
         model_options=parse_options(list(model_option), where="--model-option", example="class_names=\"['a','b']\""),
         dataset_options=parse_options(list(dataset_option), where="--dataset-option", example="several_faces=skip"),
         target=target,
+        device=device,
     )
     with plugin_warnings():  # the photo data set names each skipped photo as it reads it
         summary = explain_photos(config)

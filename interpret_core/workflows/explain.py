@@ -57,6 +57,7 @@ class ExplainConfig:
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     target: str = "predicted"  # "predicted" or a class name of the model
+    device: str = "cpu"  # where the model runs (``--device``, :func:`interpret_core.nn.device.resolve_device`)
 
 
 def region_shares(relevance: np.ndarray, regions: dict[int, np.ndarray]) -> dict[int, dict[str, float]]:
@@ -168,7 +169,7 @@ def explain_photos(config: ExplainConfig, model: Model | None = None, warn: Any 
     method = get_attribution(name, **{**options, **config.method_options})
     if model is None:
         model = load_model(ModelChoice(name=config.model or (None if config.weights else default("explain-model")),
-                                       weights=config.weights, options=dict(config.model_options)))
+                                       weights=config.weights, options=dict(config.model_options), device=config.device))
     dataset: Dataset = open_dataset(default("photo-dataset"), None,
                                     {"files": photos, "all_regions": True, **config.dataset_options})
     out = Path(config.out)
