@@ -196,7 +196,7 @@ def test_old_option_spelling_reaches_the_metric_in_run_and_the_method_in_visuali
 
     seen = {}
 
-    def fake_run(config, progress=None):
+    def fake_run(config, progress=None, warn=None):
         seen["run"] = (config.method, config.metric_options)
         raise _Stop
 

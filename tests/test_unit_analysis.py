@@ -152,7 +152,7 @@ def test_cached_scan_reuses_only_a_matching_scan_and_recomputes_a_broken_file(tm
     monkeypatch.setattr(unit_scan, "scan_units", lambda *a, **k: calls.append(k["indices"].tolist()) or real_scan(*a, **k))
     meta = {"model": "tiny", "weights_sha256": "abc", "top_k": 3}
     first, reused = unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)
-    assert not reused and path.is_file() and len(calls) == 1 and first.meta == meta
+    assert not reused and path.is_file() and len(calls) == 1 and first.meta.items() >= meta.items()  # plus weights, data content, code
     again, reused = unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)
     assert reused and len(calls) == 1
     np.testing.assert_array_equal(again.maxima["1"], first.maxima["1"])
@@ -168,7 +168,7 @@ def test_cached_scan_reuses_only_a_matching_scan_and_recomputes_a_broken_file(tm
     assert unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)[1]
     path.write_bytes(b"not a scan")
     _, reused = unit_scan.cached_scan(path, model, data, ["1"], indices=np.arange(10), meta=meta, resume=True, top_k=3)
-    assert not reused and UnitScan.load(path).meta == meta
+    assert not reused and UnitScan.load(path).meta.items() >= meta.items()
 
 
 def test_observations_group_frames_of_a_sequence_that_share_labels():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -433,6 +433,46 @@ def scan_units(
     )
 
 
+#: Why a cached scan is not reused, by the first field of its key that differs.
+STALE_REASONS = {
+    "data_fingerprint": "the data set's files changed",
+    "weights_sha256": "the model weights changed",
+    "code": "interp's or a plugin's code or version changed",
+    "layers": "other layers",
+    "indices": "other images",
+}
+
+
+def scan_provenance(model: Model, dataset: Dataset, *, top_k: int, batch_size: int) -> dict[str, Any]:
+    """What every unit scan depends on beyond its caller's options, as part of its cache key.
+
+    The weights (state-dict sha256), the data's content
+    (:meth:`~interpret_core.api.interfaces.Dataset.fingerprint`), ``top_k``,
+    ``batch_size`` and the code: interp's version and the model and data set
+    plugins' distributions and versions, with source hashes for path or
+    editable installs (:func:`~interpret_core.registry.loader.code_provenance`).
+    """
+    from interpret_core.nn.weights import state_dict_sha256
+    from interpret_core.registry.loader import code_provenance
+
+    return {
+        "weights_sha256": state_dict_sha256(model.module),
+        "data_fingerprint": dataset.fingerprint(),
+        "top_k": int(top_k),
+        "batch_size": int(batch_size),
+        "code": code_provenance(("model", model.name), ("dataset", dataset.name)),
+    }
+
+
+def stale_reason(cached: dict[str, Any], key: dict[str, Any]) -> str:
+    """Why a cached entry keyed ``cached`` does not serve ``key``: the first differing field, explained."""
+    from interpret_core.util.fingerprint import first_difference
+
+    field = first_difference(cached, key)
+    because = STALE_REASONS.get(field.split(" ", 1)[0].split(".", 1)[0])
+    return f"{because}: {field}" if because else f"{field} differs"
+
+
 def cached_scan(
     path: str | os.PathLike,
     model: Model,
@@ -445,12 +485,15 @@ def cached_scan(
     batch_size: int = 64,
     top_k: int = 9,
     progress: ProgressLike = None,
+    on_stale: Callable[[str], None] | None = None,
 ) -> tuple[UnitScan, bool]:
     """The scan of ``layers`` over ``indices``, reused from ``path`` or computed and saved there.
 
-    With ``resume`` a scan saved at ``path`` is reused when its ``meta``
-    (which names the model's weights, the data and ``top_k``), its layers and
-    its indices are those asked for; an unreadable file is recomputed.
+    With ``resume`` a scan saved at ``path`` is reused when its key (``meta``,
+    the caller's options, plus :func:`scan_provenance`: weights, data content,
+    code, ``top_k``, ``batch_size``), its layers and its indices are those
+    asked for; otherwise ``on_stale(reason)`` is told why, and an unreadable
+    file is recomputed.
     Otherwise :func:`scan_units` runs and the result, with ``meta``, is saved
     to ``path`` (atomically) for a later resume.
 
@@ -460,17 +503,24 @@ def cached_scan(
     from interpret_core.api.errors import InterpError
     from interpret_core.util.io import to_jsonable
 
-    meta = to_jsonable(meta)
+    meta = to_jsonable({**scan_provenance(model, dataset, top_k=top_k, batch_size=batch_size), **meta})
     layers = list(layers)
     indices = np.asarray(indices, dtype=np.int64)
     path = Path(path)
     if resume and path.exists():
         try:
             cached: UnitScan | None = UnitScan.load(path)
-        except InterpError:
-            cached = None
-        if cached is not None and cached.meta == meta and cached.layers == layers and np.array_equal(cached.indices, indices):
-            return cached, True
+        except InterpError as exc:
+            cached, reason = None, f"it is unreadable ({exc.message})"
+        if cached is not None:
+            if cached.meta == meta and cached.layers == layers and np.array_equal(cached.indices, indices):
+                return cached, True
+            reason = stale_reason(
+                {**cached.meta, "layers": cached.layers, "indices": cached.indices.tolist()},
+                {**meta, "layers": layers, "indices": indices.tolist()},
+            )
+        if on_stale is not None:
+            on_stale(reason)
     scan = scan_units(model, dataset, layers, batch_size=batch_size, top_k=top_k, indices=indices, progress=progress)
     scan.meta = meta
     scan.save(path)

@@ -58,3 +58,7 @@ class CapabilityError(UsageError):
 
 class CacheHomeError(InterpError):
     """No folder for interp's caches can be found (no INTERP_HOME, XDG_CACHE_HOME or home directory)."""
+
+
+class OutputLockedError(InterpError):
+    """Another interp process is writing the same output folder (exit code 1: retry later)."""

@@ -156,6 +156,26 @@ class Dataset(abc.ABC):
         """Emotion index of each sample, in sample order. Override to avoid decoding."""
         return [sample.emotion for sample in self]
 
+    def fingerprint(self) -> str:
+        """A hex string that changes whenever the samples would; cached results (scans, bench cells) are keyed by it.
+
+        The default hashes every sample's image, labels and identity, which
+        reads the whole data set once; a plugin that knows its files should
+        override it with something cheaper, e.g.
+        ``interpret_core.util.fingerprint.files_fingerprint`` of their sizes
+        and modification times.
+        """
+        import hashlib
+
+        digest = hashlib.sha256(f"{type(self).__module__}.{type(self).__qualname__}\0{len(self)}".encode())
+        for sample in self:
+            image = np.ascontiguousarray(sample.image)
+            labels = (sample.subject, sample.sequence, sample.frame, sample.emotion, sorted(sample.aus.items()),
+                      image.dtype.str, image.shape)
+            digest.update(repr(labels).encode())
+            digest.update(image.tobytes())
+        return digest.hexdigest()
+
     def arrays(
         self, indices: Sequence[int] | np.ndarray | None = None, progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -81,6 +81,10 @@ def load_plugin_commands() -> typer.Typer:
     return app
 
 
+#: What Ctrl-C prints (exit code 130); every result file is written atomically, so finished ones are complete.
+INTERRUPTED_MESSAGE = "interrupted; finished files are kept"
+
+
 def _debug() -> bool:
     return os.environ.get("INTERP_DEBUG", "") not in ("", "0")
 
@@ -98,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_RUNTIME)
+        if code == EXIT_INTERRUPTED:  # typer turned a KeyboardInterrupt into exit 130 without a word
+            stderr.print(INTERRUPTED_MESSAGE, highlight=False)
     except KeyboardInterrupt:
-        stderr.print("interrupted; finished files are kept", highlight=False)
+        stderr.print(INTERRUPTED_MESSAGE, highlight=False)
         code = EXIT_INTERRUPTED
     except InterpError as exc:
         if _debug():

@@ -123,10 +123,9 @@ def _check_png_out(out: Path) -> None:
         raise UsageError(f"--out {out} must name a .png file", "e.g. --out preview.png")
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder", "name a .png file, e.g. --out preview.png")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the folder of --out {out}: {exc.strerror or exc}", "choose a writable place") from None
+    # A file output goes into an existing folder (as with cp): a typo must not create folders, at / or elsewhere.
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist", "create it first, or choose an existing folder")
 
 
 def preview_command(

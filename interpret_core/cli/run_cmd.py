@@ -15,7 +15,7 @@ import typer
 from interpret_core.registry.options import split_list
 
 from . import params
-from .output import emit, info
+from .output import emit, info, warn
 from .plugin_options import method_spec, metric_options
 
 
@@ -117,7 +117,7 @@ def run_command(
         seed=seed,
     )
     with progress_bar(transient=True) as progress:
-        results = run(config, progress=progress)
+        results = run(config, progress=progress, warn=warn)
     info(f"wrote {results['out']} (report.html, results.json, scores.csv, mapping.md, figures/)")
     if not results["model"]["trained"]:
         info("note: the model is untrained (random weights); train one with `interp train` or pass --weights")

@@ -31,11 +31,16 @@ def _parse_units(text: str | None) -> list[int] | None:
         try:
             if "-" in part:
                 first, last = (int(v) for v in part.split("-", 1))
+                if last < first:
+                    raise UsageError(f"--units {text!r}: range {part!r} is empty (it ends before it starts)",
+                                     f"write it as {last}-{first}")
                 units.extend(range(first, last + 1))
             elif part:
                 units.append(int(part))
         except ValueError:
             raise UsageError(f"--units {text!r}: {part!r} is not a unit number or range", "e.g. --units 0,3,5-8") from None
+    if not units:
+        raise UsageError(f"--units {text!r} names no unit", "e.g. --units 0,3,5-8, or omit it for every unit")
     return units
 
 
@@ -129,7 +134,9 @@ def visualize_command(
         f"{name} on {model}{'' if net.card is not None else ' (untrained)'}, {data.name} "
         f"({len(indices)} of {len(data)} images) -> {out}"
     )
-    with progress_bar(transient=True) as progress:
+    from interpret_core.util.io import claim_output_dir
+
+    with claim_output_dir(out), progress_bar(transient=True) as progress:  # one writer per --out
         summary = write_visualization(
             out,
             net,

@@ -8,9 +8,10 @@ A trained model is two files side by side::
                         sha256 of ``model.safetensors``
 
 Loading refuses (:class:`~interpret_core.api.errors.WeightsError`, naming the file
-and the field) a missing card, a card whose model name, class names or input
-size disagree with the model, a sha256 that does not match the tensors file,
-and tensors whose names or shapes differ from the module's. Nothing is ever
+and the field) a missing card, a card field of the wrong type or out of
+bounds, a card whose model name, class names or input size disagree with the
+model, a sha256 that does not match the tensors file, tensors whose names or
+shapes differ from the module's, and NaN or infinite weights. Nothing is ever
 unpickled: ``.pt``/``.pth`` files are refused.
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "default_weights_path",
     "read_card",
     "check_card",
+    "check_architecture",
     "save_weights",
     "load_weights_into",
     "sha256_file",
@@ -49,6 +51,10 @@ __all__ = [
 #: Identifies our model cards (``card["format"]``) and their layout version.
 CARD_FORMAT = "interp-model-card"
 CARD_VERSION = 1
+#: Bounds of a card's architecture fields (:func:`check_architecture`).
+MAX_CLASSES = 1000
+MAX_CHANNELS = 16
+MAX_INPUT_SIDE = 4096
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -146,7 +152,53 @@ def read_card(weights: str | os.PathLike) -> dict[str, Any]:
     for field in ("model", "class_names", "input_size"):
         if field not in architecture:
             raise WeightsError(f"{card_file}: field 'architecture.{field}' is missing", "restore the card that came with the weights")
+    check_architecture(architecture, card_file)
     return card
+
+
+def _field_error(card_file: str | os.PathLike, field: str, expected: str, value: Any) -> WeightsError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return WeightsError(
+        f"{card_file}: field 'architecture.{field}' must be {expected}, got {type(value).__name__} {shown}",
+        "restore the card that came with the weights, or re-export them with interpret_core.nn.weights.save_weights",
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_architecture(architecture: dict[str, Any], card_file: str | os.PathLike) -> None:
+    """Check each architecture field's type and bounds; WeightsError names the file and the field.
+
+    ``model``: a non-empty string; ``class_names``: 2 to :data:`MAX_CLASSES`
+    distinct non-empty strings; ``input_size``: [channels, height, width]
+    integers, channels 1 to :data:`MAX_CHANNELS`, sides 1 to
+    :data:`MAX_INPUT_SIDE` pixels (so a damaged card cannot make the model
+    allocate terabytes).
+    """
+    model = architecture.get("model")
+    if not isinstance(model, str) or not model:
+        raise _field_error(card_file, "model", "a model plugin name (a string)", model)
+    names = architecture.get("class_names")
+    if (
+        not isinstance(names, (list, tuple))
+        or not 2 <= len(names) <= MAX_CLASSES
+        or not all(isinstance(n, str) and n for n in names)
+    ):
+        raise _field_error(card_file, "class_names", f"a list of 2 to {MAX_CLASSES} class-name strings", names)
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if list(names).count(n) > 1})
+        raise _field_error(card_file, "class_names", f"distinct names (repeated: {', '.join(duplicates)})", names)
+    size = architecture.get("input_size")
+    if not isinstance(size, (list, tuple)) or len(size) != 3 or not all(_is_int(v) for v in size):
+        raise _field_error(card_file, "input_size", "[channels, height, width] as three integers", size)
+    channels, height, width = size
+    if not 1 <= channels <= MAX_CHANNELS or not 1 <= height <= MAX_INPUT_SIDE or not 1 <= width <= MAX_INPUT_SIDE:
+        raise _field_error(
+            card_file, "input_size",
+            f"[channels 1-{MAX_CHANNELS}, height 1-{MAX_INPUT_SIDE}, width 1-{MAX_INPUT_SIDE}]", size,
+        )
 
 
 def check_card(model: Model, card: dict[str, Any], card_file: str | os.PathLike) -> None:
@@ -219,7 +271,11 @@ def _load_tensors(path: Path, card: dict[str, Any] | None, card_file: Path, mode
 
     data = path.read_bytes()
     if card is not None:
-        expected_sha = (card.get("weights") or {}).get("sha256")
+        weights_field = card.get("weights")
+        if not isinstance(weights_field, dict):
+            raise WeightsError(f"{card_file}: field 'weights' must be an object with 'sha256', got {type(weights_field).__name__}",
+                               "restore the card that came with the weights")
+        expected_sha = weights_field.get("sha256")
         if not expected_sha:
             raise WeightsError(f"{card_file}: field 'weights.sha256' is missing", "restore the card that came with the weights")
         actual_sha = hashlib.sha256(data).hexdigest()
@@ -247,6 +303,13 @@ def _load_tensors(path: Path, card: dict[str, Any] | None, card_file: Path, mode
             raise WeightsError(
                 f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)} but model {model.name!r} expects {tuple(tensor.shape)}",
                 "these weights were made for another configuration of the model",
+            )
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            bad = int((~tensor.isfinite()).sum())
+            raise WeightsError(
+                f"{path}: tensor {name!r} holds {bad} NaN or infinite value(s) of {tensor.numel()}",
+                "the training that wrote it diverged or the file was damaged; retrain, or use other weights",
             )
     model.module.load_state_dict(tensors, strict=True)
 

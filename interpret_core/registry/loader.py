@@ -5,16 +5,24 @@ the group ``interp``. Each entry point is imported on its own, so one broken
 plugin is recorded (entry point, distribution, error) and shown by
 ``interp plugins`` while the rest keep working. ``INTERP_DISABLE_PLUGINS``
 (comma-separated entry-point names) blocks plugins before they are imported.
+A plugin cannot take interp down at import: whatever it raises (SystemExit
+and KeyboardInterrupt included) becomes a failed row, what it prints goes to
+stderr, and an import that takes longer than ``INTERP_PLUGIN_IMPORT_TIMEOUT``
+seconds (default 30) is abandoned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib.metadata
 import os
 import re
+import sys
 import threading
+import time
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +37,9 @@ ENTRY_POINT_GROUP = "interp"
 #: The hook through which plugins add commands and flags (not a class kind: see registry/commands.py).
 COMMANDS_HOOK = "interp_register_commands"
 DISABLE_VARIABLE = "INTERP_DISABLE_PLUGINS"
+#: Seconds one plugin's import may take before it is abandoned; over a quarter of it is reported as slow.
+IMPORT_TIMEOUT_VARIABLE = "INTERP_PLUGIN_IMPORT_TIMEOUT"
+DEFAULT_IMPORT_TIMEOUT = 30.0
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -135,10 +146,9 @@ class Registry:
                     Registration(None, None, source, status="disabled", error=f"blocked by {DISABLE_VARIABLE}")
                 )
                 continue
-            try:
-                plugin_object = entry_point.load()
-            except Exception as exc:  # a broken plugin must not break interp
-                self._fail(source, f"import failed: {type(exc).__name__}: {exc}")
+            loaded, plugin_object, error = _import_entry_point(entry_point, import_budget())
+            if not loaded:
+                self._fail(source, error)
                 continue
             self.register_plugin(plugin_object, source)
 
@@ -200,8 +210,9 @@ class Registry:
                     _out.append(self._check_class(_kind, cls, _source))
 
                 try:
-                    impl.function(register=register)
-                except Exception as exc:
+                    with contextlib.redirect_stdout(sys.stderr):  # a plugin's print must not corrupt --json
+                        impl.function(register=register)
+                except (Exception, SystemExit) as exc:  # KeyboardInterrupt: a real Ctrl-C, stop
                     pending.append(
                         Registration(
                             kind.key, None, source, status="failed",
@@ -293,6 +304,11 @@ class Registry:
         """Names of the classes of ``kind`` that loaded (clashing names included)."""
         return sorted({r.name for r in self._collect() if r.kind == kind and r.name and r.cls is not None})
 
+    def source_of(self, kind: str, name: str) -> PluginSource:
+        """Where the class registered as ``name`` came from (after :meth:`get_class` found it)."""
+        self.get_class(kind, name)
+        return next(r.source for r in self._collect() if r.kind == kind and r.name == name and r.cls is not None)
+
     def get_class(self, kind: str, name: str) -> type:
         """The class registered as ``name``; raises a clear error otherwise."""
         if kind not in KINDS:
@@ -307,6 +323,59 @@ class Registry:
         if matches[0].status == "failed":
             raise PluginError(matches[0].error or f"{kind} {name!r} failed to load", "uninstall or disable one of them with INTERP_DISABLE_PLUGINS")
         return matches[0].cls  # type: ignore[return-value]
+
+
+def import_budget() -> float:
+    """Seconds a plugin's import may take before it is abandoned (``INTERP_PLUGIN_IMPORT_TIMEOUT``, default 30)."""
+    text = os.environ.get(IMPORT_TIMEOUT_VARIABLE, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_IMPORT_TIMEOUT
+    except ValueError:
+        raise UsageError(f"{IMPORT_TIMEOUT_VARIABLE}={text!r} is not a number of seconds", f"e.g. {IMPORT_TIMEOUT_VARIABLE}=30") from None
+    if not value > 0:
+        raise UsageError(f"{IMPORT_TIMEOUT_VARIABLE} must be positive, got {text!r}", f"e.g. {IMPORT_TIMEOUT_VARIABLE}=30")
+    return value
+
+
+def _import_entry_point(entry_point: importlib.metadata.EntryPoint, budget: float) -> tuple[bool, Any, str | None]:
+    """Import one plugin, isolated from interp: returns (loaded, plugin object, error of a failed row).
+
+    The import runs in a daemon thread so that a plugin that hangs is
+    abandoned after ``budget`` seconds (the thread is left behind; a daemon
+    thread does not keep interp alive) and one that takes over a quarter of
+    it is reported with a warning. Everything it raises, ``SystemExit`` and
+    ``KeyboardInterrupt`` included, becomes a failed row; a real Ctrl-C
+    still interrupts the main thread's wait. What it prints goes to stderr,
+    so ``--json`` output on stdout stays valid.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["object"] = entry_point.load()
+        except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt of a plugin are its failure
+            outcome["error"] = exc
+
+    hint = f"disable it with {DISABLE_VARIABLE}={entry_point.name}"
+    started = time.monotonic()
+    thread = threading.Thread(target=target, name=f"interp-plugin-import-{entry_point.name}", daemon=True)
+    with contextlib.redirect_stdout(sys.stderr):
+        thread.start()
+        thread.join(budget)
+    seconds = time.monotonic() - started
+    if thread.is_alive():
+        return False, None, (
+            f"import did not finish within {budget:g} s ({IMPORT_TIMEOUT_VARIABLE}) and was abandoned; {hint}"
+        )
+    if "error" in outcome:
+        exc = outcome["error"]
+        return False, None, f"import failed: {type(exc).__name__}: {exc}"
+    if seconds > budget / 4:
+        warnings.warn(
+            f"plugin {entry_point.name!r} took {seconds:.1f} s to import (abandoned after {budget:g} s); {hint} if you do not need it",
+            stacklevel=3,
+        )
+    return True, outcome["object"], None
 
 
 _lock = threading.Lock()
@@ -329,6 +398,71 @@ def reset_registry() -> None:
     global _registry
     with _lock:
         _registry = None
+
+
+def _installed_from_path(distribution: str | None) -> bool:
+    """True if ``distribution`` was installed from a local folder or file (editable included), or is unknown.
+
+    pip records that in ``direct_url.json`` (PEP 610); such code can change
+    without a new version number, so its source is hashed into cache keys.
+    """
+    import json
+
+    if distribution is None:
+        return True
+    found = list(importlib.metadata.distributions(name=distribution))
+    if not found:
+        return True
+    for dist in found:  # a source tree's .egg-info and the installed .dist-info can both be visible
+        if dist.read_text("PKG-INFO") is not None:  # an .egg-info: a develop install or a build folder
+            return True
+        try:
+            direct = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            return True
+        if "dir_info" in direct or str(direct.get("url", "")).startswith("file:"):
+            return True
+    return False
+
+
+def _code_of(distribution: str | None, version: str | None, module: str) -> dict[str, Any]:
+    from interpret_core.util.fingerprint import source_sha256
+
+    code: dict[str, Any] = {"distribution": distribution, "version": version}
+    if _installed_from_path(distribution):
+        code["source_sha256"] = source_sha256(module)
+    return code
+
+
+def code_provenance(*classes: tuple[str, str]) -> dict[str, Any]:
+    """The code a cached result depends on: interp itself and each plugin class ``(kind, name)``.
+
+    Each entry holds the distribution's name and version, plus the sha256 of
+    the ``.py`` files of the class's top-level package when that
+    distribution was installed from a path or in editable mode (or has no
+    metadata), since such code changes without a new version. Keys:
+    ``"interp"`` and ``"<kind>:<name>"``.
+    """
+    from interpret_core import __version__
+
+    try:
+        interp_version: str | None = importlib.metadata.version("interp")
+    except importlib.metadata.PackageNotFoundError:
+        interp_version = None
+    provenance: dict[str, Any] = {"interp": {"version": __version__, **_code_of("interp" if interp_version else None, interp_version, "interpret_core")}}
+    registry = get_registry()
+    for kind, name in classes:
+        try:
+            cls = registry.get_class(kind, name)
+            source = registry.source_of(kind, name)
+        except (UnknownNameError, PluginError):  # a class used without registering it: no distribution to name
+            provenance[f"{kind}:{name}"] = {"class": None, **_code_of(None, None, "")}
+            continue
+        provenance[f"{kind}:{name}"] = {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            **_code_of(source.distribution, source.version, cls.__module__),
+        }
+    return provenance
 
 
 def plugins() -> list[dict[str, Any]]:

@@ -1,8 +1,18 @@
-"""Atomic file output.
+"""Atomic file output, and one writer per output folder.
 
 Every result file is written to a temporary file in the same folder and then
 renamed over the target with :func:`os.replace`, so an interrupted run leaves
-each file either complete or absent, never half-written.
+each file either complete or absent, never half-written. A process killed
+with SIGKILL leaves its temporary file behind; the next write next to the
+same target removes such files once they are a day old, and
+:func:`claim_output_dir` (which holds the folder's lock, so no live writer
+can own them) removes every one in the folder at once.
+
+A command that writes an output folder holds it with :func:`claim_output_dir`
+for the whole command: a second writer is refused with
+:class:`~interpret_core.api.errors.OutputLockedError` naming the holder's
+PID, and a folder the command created is removed again if the command fails
+or is interrupted before writing anything into it.
 """
 
 from __future__ import annotations
@@ -10,9 +20,70 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
+import signal
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+#: Temporary files of :func:`atomic_open` older than this (seconds) are removed by the next write beside them.
+STALE_TEMP_SECONDS = 24 * 3600
+#: ``.<target name>.<8 random characters from mkstemp>.tmp``
+TEMP_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+#: The advisory lock of an output folder, and its sidecar naming the holder.
+LOCK_FILE = ".interp.lock"
+LOCK_OWNER_FILE = ".interp.lock.owner"
+#: Test hook (fault injection): ``N`` SIGKILLs this process at its N-th atomic write, after the
+#: temporary file is written and before the rename; ``N:after`` just after the rename.
+KILL_AT_WRITE_VARIABLE = "INTERP_TEST_KILL_AT_WRITE"
+_writes = 0
+
+
+def _fault_point(phase: str) -> None:
+    """SIGKILL this process where ``INTERP_TEST_KILL_AT_WRITE`` says (a test hook; unset in normal use)."""
+    spec = os.environ.get(KILL_AT_WRITE_VARIABLE)
+    if not spec:
+        return
+    number, _, when = spec.partition(":")
+    if int(number) == _writes and (when or "before") == phase:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, name: str | None = None, older_than: float = STALE_TEMP_SECONDS,
+                            recursive: bool = False) -> int:
+    """Remove leftover temporary files of :func:`atomic_open` in ``folder``; returns how many.
+
+    Only files that match the temporary-file pattern (of ``name`` if given)
+    and whose modification time is at least ``older_than`` seconds ago are
+    removed; errors (a file already gone, no permission) are ignored.
+    """
+    removed = 0
+    now = time.time()
+    folders = [os.fspath(folder)]
+    while folders:
+        current = folders.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        folders.append(entry.path)
+                    continue
+                if not TEMP_PATTERN.match(entry.name) or (name is not None and not entry.name.startswith(f".{name}.")):
+                    continue
+                if older_than > 0 and now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                    continue
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 @contextlib.contextmanager
@@ -25,8 +96,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", durable: bool = True)
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports 'w' and 'wb', not {mode!r}")
+    global _writes
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(target.parent, target.name)
+    _writes += 1
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
@@ -39,7 +113,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", durable: bool = True)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_name, 0o666 & ~umask)
+        _fault_point("before")
         os.replace(tmp_name, target)
+        _fault_point("after")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -92,3 +168,90 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(handle)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})", "delete or regenerate the file") from exc
+
+
+# -- one writer per output folder ---------------------------------------------------------
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet, or None."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            break
+        missing = candidate
+    return missing
+
+
+def _holds_only_locks(folder: Path) -> bool:
+    """True if ``folder`` holds no file but our lock files (empty sub-folders allowed)."""
+    for _, _, files in os.walk(folder):
+        if any(name not in (LOCK_FILE, LOCK_OWNER_FILE) for name in files):
+            return False
+    return True
+
+
+def _lock_holder(folder: Path) -> str:
+    try:
+        owner = json.loads((folder / LOCK_OWNER_FILE).read_text(encoding="utf-8"))
+        return f"PID {int(owner['pid'])}" + (f", `{owner['command']}`" if owner.get("command") else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "PID unknown"
+
+
+@contextlib.contextmanager
+def claim_output_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Create ``path`` if needed and hold its advisory lock until the block ends.
+
+    The lock (``filelock``, an ``flock`` on ``<path>/.interp.lock``; the
+    kernel drops it when the process dies, even on SIGKILL) lets one writer
+    at a time into a folder; a second one gets
+    :class:`~interpret_core.api.errors.OutputLockedError` (exit code 1)
+    naming the holder's PID, which the holder writes to
+    ``<path>/.interp.lock.owner`` while it holds the lock (a SIGKILL leaves
+    both files; the next claim takes them over). Once locked,
+    temporary files left in the folder by a killed writer are removed. If
+    the block raises (KeyboardInterrupt included) and the folders this call
+    created hold no file, they are removed again. The lock file
+    and the owner file are removed on release.
+    """
+    import filelock
+
+    from interpret_core.api.errors import OutputLockedError, UsageError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"output {folder} exists and is not a folder", "give a new or existing folder for --out")
+    created = _first_missing(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {folder}: {exc.strerror or exc}",
+                         "choose a writable folder for --out") from None
+    lock = filelock.FileLock(os.fspath(folder / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise OutputLockedError(
+            f"{folder} is being written by another interp process ({_lock_holder(folder)})",
+            "wait for it to finish, or choose another --out",
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write into output folder {folder}: {exc.strerror or exc}",
+                         "choose a writable folder for --out") from None
+    try:
+        owner = {"pid": os.getpid(), "command": " ".join(["interp", *sys.argv[1:]]) if sys.argv else None,
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with open(folder / LOCK_OWNER_FILE, "w", encoding="utf-8") as handle:  # not atomic: only a hint for others
+            json.dump(owner, handle)
+        remove_stale_temp_files(folder, older_than=0, recursive=True)
+        yield folder
+    except BaseException:
+        if created is not None and _holds_only_locks(created):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    finally:
+        # Unlinked while still held: a peer that opened the old file sees it unlinked once it gets the
+        # flock and retries on a new one (filelock >= 4 checks st_nlink), so the folder ends clean.
+        for name in (LOCK_OWNER_FILE, LOCK_FILE):
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+        lock.release()

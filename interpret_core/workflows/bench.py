@@ -27,6 +27,7 @@ No torch at import time: torch is imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -43,7 +44,7 @@ import numpy as np
 
 from interpret_core.api.class_names import match_classes
 from interpret_core.api.errors import CapabilityError, DataError, InterpError, UsageError
-from interpret_core.util.io import read_json, to_jsonable, write_bytes, write_json, write_text
+from interpret_core.util.io import claim_output_dir, read_json, to_jsonable, write_bytes, write_json, write_text
 from interpret_core.analysis.sampling import stratified_indices
 from interpret_core.nn.weights import state_dict_sha256
 from interpret_core.util.paths import slug
@@ -242,6 +243,7 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
     import torch
     import torch.nn.functional as F
 
+    from interpret_core.registry.loader import code_provenance
     from interpret_core.workflows.setup import DataChoice, ModelChoice, load_dataset, load_model
 
     if status:
@@ -288,10 +290,12 @@ def prepare(config: BenchConfig, status: Any = None, warn: Any = None) -> Prepar
         "model_sha256": state_dict_sha256(module),
         "dataset": config.dataset,
         "data_root": None if config.data_root is None else os.path.abspath(config.data_root),
+        "dataset_options": to_jsonable(config.dataset_options),
         "limit": config.limit,
         "seed": config.seed,
         "indices": indices.tolist(),
-        "data_sha256": data_sha.hexdigest(),
+        "data_sha256": data_sha.hexdigest(),  # the pixels and masks themselves: edited images change it
+        "code": code_provenance(("model", model.name), ("dataset", dataset.name)),
     }
     return Prepared(
         model=model,
@@ -328,6 +332,37 @@ class Bench:
         self.attributions_reused = 0
         self.attributions_computed = 0
         self._attributions: dict[str, tuple[Any, float]] = {}
+        self._code: dict[tuple[str, str], dict[str, Any]] = {}
+        #: cached files not reused: {"file", "reason"} each, in the order met
+        self.recomputed: list[dict[str, str]] = []
+        self.warn: Any = None  # a callable taking a message: says once per reason why cached files are recomputed
+        self._told: set[str] = set()
+
+    # -- keys -----------------------------------------------------------------
+    def _code_of(self, kind: str, name: str) -> dict[str, Any]:
+        if (kind, name) not in self._code:
+            from interpret_core.registry.loader import code_provenance
+
+            self._code[(kind, name)] = code_provenance((kind, name))[f"{kind}:{name}"]
+        return self._code[(kind, name)]
+
+    def attribution_key_fields(self, spec: str) -> dict[str, Any]:
+        """What the attributions of ``spec`` depend on: the selection, the method and options, the batch size, its code."""
+        method = canonical_spec(spec)
+        return {"data": self.prepared.key, "method": method, "batch_size": self.config.batch_size,
+                "code": self._code_of("attribution", method[0])}
+
+    def _stale(self, path: Path, old_fields: Any, fields: dict[str, Any]) -> str:
+        """Record (and return) why the cached ``path`` is recomputed."""
+        from interpret_core.util.fingerprint import first_difference
+
+        field = first_difference(old_fields, fields) if isinstance(old_fields, dict) else ""
+        reason = f"{field} differs" if field else "it was written by another version of interp bench"
+        self.recomputed.append({"file": str(path.relative_to(self.out)), "reason": reason})
+        if self.warn is not None and reason not in self._told:
+            self._told.add(reason)
+            self.warn(f"recomputing {path.relative_to(self.out)} and any other cached file whose {reason}")
+        return reason
 
     # -- attributions ---------------------------------------------------------
     def _attribution_path(self, spec: str) -> Path:
@@ -339,9 +374,11 @@ class Bench:
 
         if spec in self._attributions:
             return self._attributions[spec]
-        key = digest({"data": self.prepared.key_hash, "method": canonical_spec(spec)})
+        fields = self.attribution_key_fields(spec)
+        key = digest(fields)
         path = self._attribution_path(spec)
         if path.is_file():
+            old_fields: Any = None
             try:
                 with np.load(path, allow_pickle=False) as stored:
                     if str(stored["key"]) == key:
@@ -349,8 +386,10 @@ class Bench:
                         self._attributions[spec] = result
                         self.attributions_reused += 1
                         return result
+                    old_fields = json.loads(str(stored["key_fields"])) if "key_fields" in stored else None
             except (OSError, KeyError, ValueError):
                 pass  # unreadable or foreign cache: recompute
+            self._stale(path, old_fields, fields)
         inputs, targets = self.prepared.inputs, self.prepared.targets
         module = self.prepared.model.module
         parts = []
@@ -374,7 +413,8 @@ class Bench:
         task.close()
         attributions = torch.cat(parts)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, attributions=attributions.numpy(), key=np.array(key), seconds_per_image=np.array(seconds))
+        np.savez_compressed(buffer, attributions=attributions.numpy(), key=np.array(key), seconds_per_image=np.array(seconds),
+                            key_fields=np.array(json.dumps(to_jsonable(fields), sort_keys=True)))
         write_bytes(path, buffer.getvalue())
         self.attributions_computed += 1
         self._attributions[spec] = (attributions, seconds)
@@ -384,19 +424,29 @@ class Bench:
     def _cell_path(self, spec: str, metric_name: str) -> Path:
         return self.out / "cells" / f"{slug(spec)}__{slug(metric_name)}.json"
 
-    def cell_key(self, spec: str, metric_name: str, metric: AttributionMetric) -> str:
-        return digest({"data": self.prepared.key_hash, "method": canonical_spec(spec), "metric": metric_name,
-                       "options": metric_options(self.config, metric_name, metric), "version": metric.version})
+    def cell_key_fields(self, spec: str, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
+        """What a cell depends on: its attributions' key, the metric, its options, version and code."""
+        return to_jsonable({**self.attribution_key_fields(spec), "metric": metric_name,
+                            "options": metric_options(self.config, metric_name, metric), "version": metric.version,
+                            "metric_code": self._code_of("attribution-metric", metric_name)})
 
-    def cached_cell(self, spec: str, metric_name: str, key: str) -> dict[str, Any] | None:
+    def cell_key(self, spec: str, metric_name: str, metric: AttributionMetric) -> str:
+        return digest(self.cell_key_fields(spec, metric_name, metric))
+
+    def cached_cell(self, spec: str, metric_name: str, key: str, fields: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The finished cell on disk if its key is ``key``; else None (a stale one is recorded with why, given ``fields``)."""
         path = self._cell_path(spec, metric_name)
         if not path.is_file():
             return None
         try:
             cell = read_json(path)
         except (DataError, OSError):
-            return None
-        return cell if isinstance(cell, dict) and cell.get("key") == key else None
+            cell = None
+        if isinstance(cell, dict) and cell.get("key") == key:
+            return cell
+        if fields is not None:
+            self._stale(path, cell.get("key_fields") if isinstance(cell, dict) else None, fields)
+        return None
 
     def compute_cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
         import torch
@@ -441,14 +491,16 @@ class Bench:
 
     def cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
         """The (method, metric) cell: reused from disk if finished, else computed and saved at once."""
-        key = self.cell_key(spec, metric_name, metric)
-        cached = self.cached_cell(spec, metric_name, key)
+        fields = self.cell_key_fields(spec, metric_name, metric)
+        key = digest(fields)
+        cached = self.cached_cell(spec, metric_name, key, fields)
         if cached is not None:
             self.reused += 1
             cached["reused"] = True
             return cached
         cell = self.compute_cell(spec, method, metric_name, metric)
         cell["key"] = key
+        cell["key_fields"] = fields
         write_json(self._cell_path(spec, metric_name), cell)
         self.computed += 1
         cell["reused"] = False
@@ -514,6 +566,11 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
         progress: a :class:`~interpret_core.util.progress.Progress`, ``callable(done, total)`` or None (silence).
         status, warn: callables taking a message (or None).
     """
+    with contextlib.ExitStack() as claims:
+        return _run_bench(config, progress, status, warn, claims)
+
+
+def _run_bench(config: BenchConfig, progress: Any, status: Any, warn: Any, claims: contextlib.ExitStack) -> dict[str, Any]:
     from interpret_core.registry.defaults import default
     from interpret_core.workflows.setup import model_name
 
@@ -522,10 +579,12 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
     wall_start = time.perf_counter()
     metrics = _metric_instances(config)
     specs, skip_failures = _method_specs(config)
+    if config.out:  # lock a given folder before any work, so a second writer fails at once
+        claims.enter_context(claim_output_dir(config.out))
     prepared = prepare(config, status, warn)
-    out = Path(config.out) if config.out else default_out(config, prepared.key_hash)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(config.out) if config.out else claims.enter_context(claim_output_dir(default_out(config, prepared.key_hash)))
     bench = Bench(config, prepared, out, progress)
+    bench.warn = warn
     rows: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     needs_options: dict[str, str] = {}  # plugins that are not a method without options (e.g. 'captum')
@@ -584,7 +643,7 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
             for message in cell.get("warnings") or ():
                 if warn:
                     warn(message)
-            row["cells"][metric_name] = {k: v for k, v in cell.items() if k not in ("scores", "extra_scores", "key")}
+            row["cells"][metric_name] = {k: v for k, v in cell.items() if k not in ("scores", "extra_scores", "key", "key_fields")}
             cells_task.advance()
         undefined = {m: c.get("n_undefined", 0) for m, c in row["cells"].items() if c.get("n_undefined")}
         if undefined and warn:
@@ -647,6 +706,7 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
         "computed": bench.computed,
         "attributions_reused": bench.attributions_reused,
         "attributions_computed": bench.attributions_computed,
+        "recomputed": bench.recomputed,
         "wall_s": time.perf_counter() - wall_start,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

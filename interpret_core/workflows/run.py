@@ -15,6 +15,7 @@ The pipeline, one function per step so each can be reused or tested:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime as _dt
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interpret_core.api.errors import CapabilityError, DataError, UsageError
-from interpret_core.util.io import to_jsonable, write_json, write_text
+from interpret_core.util.io import claim_output_dir, to_jsonable, write_json, write_text
 from interpret_core.util.paths import slug
 from interpret_core.util.progress import ProgressLike
 from interpret_core.workflows.run_figures import au_label
@@ -136,19 +137,20 @@ def default_out_dir(method: str, metric: str, base: str | os.PathLike | None = N
     return candidate
 
 
-def _prepare_out(config: RunConfig) -> Path:  # config: names resolved (with_defaults)
+def _prepare_out(config: RunConfig, claims: contextlib.ExitStack) -> Path:  # config: names resolved (with_defaults)
+    """Create and lock the output folder (held until ``claims`` closes, at the end of the run)."""
     if config.out is None:
         out = default_out_dir(config.method, config.metric)
     else:
         out = Path(config.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out} exists and is not a folder", "give a new folder name")
-        if (out / RESULTS_FILE).exists() and not config.resume:
-            raise UsageError(
-                f"--out {out} already holds a finished run ({RESULTS_FILE})",
-                "choose a new folder, or pass --resume to recompute it from its cached scan",
-            )
-    out.mkdir(parents=True, exist_ok=True)
+    out = claims.enter_context(claim_output_dir(out))
+    if (out / RESULTS_FILE).exists() and not config.resume:
+        raise UsageError(
+            f"--out {out} already holds a finished run ({RESULTS_FILE})",
+            "choose a new folder, or pass --resume to recompute it from its cached scan",
+        )
     return out
 
 
@@ -167,12 +169,19 @@ def _versions() -> dict[str, str]:
     }
 
 
-def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
+def run(config: RunConfig, progress: ProgressLike = None, warn: Any = None) -> dict[str, Any]:
     """Run the whole pipeline and write the output folder; returns the results dict.
 
-    ``progress`` is a :class:`~interpret_core.util.progress.Progress`, ``callable(done, total)`` or None. The returned dict is what
-    ``results.json`` holds, plus ``out`` (the folder).
+    ``progress`` is a :class:`~interpret_core.util.progress.Progress`, ``callable(done, total)`` or None;
+    ``warn`` a callable taking a message (e.g. why a cached scan is recomputed), or None. The returned dict is what
+    ``results.json`` holds, plus ``out`` (the folder). The output folder is
+    locked for the whole run (:func:`~interpret_core.util.io.claim_output_dir`).
     """
+    with contextlib.ExitStack() as claims:
+        return _run(config, progress, claims, warn)
+
+
+def _run(config: RunConfig, progress: Any, claims: contextlib.ExitStack, warn: Any) -> dict[str, Any]:
     from interpret_core.nn.hooks import resolve_layer
     from interpret_core.registry.loader import get_unit_metric
     from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data
@@ -187,6 +196,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     metric = get_unit_metric(config.metric, **dict(config.metric_options))
     if config.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {config.top_k}", "pass e.g. --top-k 9")
+    out = _prepare_out(config, claims)  # locked before any work; removed again if nothing gets written
     model, dataset = load_model_and_data(
         ModelChoice(config.model, config.weights, config.model_options, config.seed, config.device),
         DataChoice(config.dataset, config.data_root, config.dataset_options),
@@ -202,11 +212,17 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
             "use a data set with FACS coding (see `interp plugins`)",
         )
     indices = even_indices(len(dataset), config.limit)
-    out = _prepare_out(config)
 
+    from interpret_core.api.class_names import match_classes
+
+    mismatch = match_classes(model.class_names, dataset.class_names).warning(f"model {model.name!r}", f"data set {dataset.name!r}")
+    if mismatch and warn is not None:  # unit analysis needs no labels, so it goes on
+        warn(f"{mismatch}; unit scores do not use the classes")
+    # cached_scan adds what every scan depends on (weights, data content, code, top-k, batch size)
     meta = {
         "model": config.model,
         "weights_sha256": state_dict_sha256(model.module),
+        "model_options": to_jsonable(config.model_options),
         "dataset": config.dataset,
         "data_root": None if config.data_root is None else os.path.abspath(config.data_root),
         "dataset_options": to_jsonable(config.dataset_options),
@@ -214,10 +230,18 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
     }
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    reasons: list[str] = []
+
+    def stale(reason: str) -> None:
+        reasons.append(reason)
+        if warn is not None:
+            warn(f"{out / SCAN_FILE} is stale, so the scan is recomputed ({reason})")
+
     scan, reused = cached_scan(
         out / SCAN_FILE, model, dataset, layers, indices=indices, meta=meta, resume=config.resume,
-        batch_size=config.batch_size, top_k=config.top_k, progress=progress,
+        batch_size=config.batch_size, top_k=config.top_k, progress=progress, on_stale=stale,
     )
+    reason = reasons[0] if reasons else None
     timings["scan_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -244,6 +268,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
             "trained": model.card is not None,
             "weights_sha256": meta["weights_sha256"],
             "card": _card_summary(model.card),
+            "class_mismatch": mismatch,
         },
         "dataset": {
             "name": config.dataset,
@@ -275,7 +300,7 @@ def run(config: RunConfig, progress: ProgressLike = None) -> dict[str, Any]:
         "layer_mapping": result.extra.get("layer_mapping", []),
         "aus": result.extra.get("aus", []),
         "scores": scores,
-        "scan": {"file": SCAN_FILE, "reused": reused, "shapes": {layer: list(scan.shapes[layer]) for layer in layers}},
+        "scan": {"file": SCAN_FILE, "reused": reused, "recomputed_because": reason, "shapes": {layer: list(scan.shapes[layer]) for layer in layers}},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
         "timings": timings,

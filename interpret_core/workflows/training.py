@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from interpret_core.api.errors import DataError, UsageError
-from interpret_core.util.io import read_json, write_json
+from interpret_core.util.fingerprint import first_difference as _first_difference
+from interpret_core.util.io import claim_output_dir, read_json, write_json
 from interpret_core.util.progress import Progress, TaskId
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -945,19 +946,28 @@ def train(
         argv: the command line as typed, recorded in the card beside the canonical one.
         jobs: folds trained at once, each in its own spawned process with
             ``config.threads`` threads. Does not change any result.
+
+    ``out`` is created (an unwritable path fails here, before any fold) and
+    locked for the whole run (:func:`~interpret_core.util.io.claim_output_dir`).
     """
+    config.validate()
+    with claim_output_dir(out):
+        return _train(config, Path(out), resume=resume, overwrite=overwrite, dataset=dataset, callback=callback,
+                      argv=argv, jobs=jobs)
+
+
+def _train(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool, dataset: Dataset | None,
+           callback: Callback | None, argv: Sequence[str] | None, jobs: int) -> TrainResult:
     import torch
 
     from interpret_core.nn.weights import card_path, save_weights
     from interpret_core.util.progress import progress_bar
     from interpret_core.registry.defaults import default
 
-    config.validate()
     if dataset is not None:
         config = dataclasses.replace(config, dataset=getattr(dataset, "name", config.dataset))
     config = dataclasses.replace(config, model=config.model or default("model"), dataset=config.dataset or default("dataset"))
     started = time.perf_counter()
-    out = Path(out)
     existing = _earlier_folds(out, resume, overwrite)
     emit: Callback = callback or (lambda event, info: None)
 
@@ -1023,15 +1033,3 @@ def _protocol(config: TrainConfig) -> dict[str, Any]:
         ),
         "std": "sample standard deviation over folds (ddof=1)",
     }
-
-
-def _first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _first_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key} ({a!r} then, {b!r} now)"
-    return ""

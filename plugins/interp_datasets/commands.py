@@ -76,7 +76,9 @@ def generate_command(
 
     from .synthfacs import generate
 
-    with progress_bar() as bar:
+    from interpret_core.util.io import claim_output_dir
+
+    with claim_output_dir(out), progress_bar() as bar:  # one writer per --out
         summary = generate(out, subjects=subjects, seed=seed, progress=bar, workers=workers)
     info(f"wrote {summary['frames']} frames of {summary['sequences']} sequences to {summary['root']}")
     emit(summary, as_json, _render_generate)

@@ -185,13 +185,24 @@ class CKPlusDataset(Dataset):
         except InterpError as exc:  # no home: run without the disk cache rather than fail
             log.warning("%s: no crop cache (%s; hint: %s)", self.name, exc.message, exc.hint)
             return None
+        return CropCache(folder / f"{self.name}-{self.size}-{self._files_key(items)}", self.name)
+
+    def _files_key(self, items: Sequence[Item]) -> str:
+        """32 hex digits over the options and the size and mtime of every file ``items`` read."""
         header = [type(self).__module__, type(self).__qualname__, str(self.root.resolve()),
                   self.protocol, self.size, self.include_neutral]
         label_files = sorted({f for s in self._sequences for f in s.label_files})
         used = [i.image for i in items] + [i.masks for i in items if i.masks] + label_files
         used += [landmarks_for(i.image) for i in items]
-        key = cache_key(header, self._root, used)
-        return CropCache(folder / f"{self.name}-{self.size}-{key}", self.name)
+        return cache_key(header, self._root, used)
+
+    def fingerprint(self) -> str:
+        """The options and the size and mtime of every file the samples read (images, landmarks, labels, masks).
+
+        Rewriting, resizing or touching any of them changes it; ``interp run
+        --resume`` and the crop cache rely on that.
+        """
+        return self._files_key(self._items)
 
     @property
     def _decoded(self) -> np.ndarray:
