@@ -92,25 +92,47 @@ class Tile:
     caption: str = ""
 
 
-def _draw_tile(ax, tile: Tile, norm, cmap) -> Any:
-    ax.imshow(np.clip(tile.image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
+#: enlargement of each face in the tile figures (outlines stay one pixel thin at this scale)
+_ZOOM = 3
+
+
+def _tile_rgb(tile: Tile, zoom: int = _ZOOM) -> tuple[np.ndarray, bool]:
+    """(uint8 RGB [H*zoom, W*zoom, 3], whether the map was finite) of one tile, composited in numpy.
+
+    The projection is scaled by its own maximum |value| onto ``RdBu_r`` centred
+    on 0; its opacity follows its magnitude (the face shows through where it is
+    weak); the AU region's boundary pixels are painted :data:`OUTLINE_COLOUR`.
+    One image per tile keeps a figure of a dozen faces to one axes per row.
+    """
+    import matplotlib
+    from matplotlib.colors import to_rgb
+    from scipy.ndimage import binary_erosion
+
     projection = np.asarray(tile.projection, dtype=np.float64)
     finite = np.isfinite(projection)
     projection = np.where(finite, projection, 0.0)  # an undefined map (NaN/inf) is drawn blank and labelled
     peak = float(np.abs(projection).max()) if projection.size else 0.0
     scaled = projection / peak if peak > 0 else np.zeros_like(projection)
-    # opacity follows magnitude, so the face shows through where the projection is weak
-    alpha = np.clip(np.abs(scaled) * 3.0, 0, 0.9)
-    handle = ax.imshow(scaled, cmap=cmap, norm=norm, alpha=alpha, interpolation="bilinear")
+    alpha = np.clip(np.abs(scaled) * 3.0, 0, 0.9)[..., None]
+    colours = matplotlib.colormaps["RdBu_r"]((scaled + 1) / 2)[..., :3]
+    face = np.repeat(np.clip(np.asarray(tile.image, dtype=np.float64), 0, 1)[..., None], 3, axis=2)
+    rgb = face * (1 - alpha) + colours * alpha
+    rgb = np.repeat(np.repeat(rgb, zoom, axis=0), zoom, axis=1)
     if tile.mask is not None and tile.mask.any():
-        ax.contour(tile.mask.astype(float), levels=[0.5], colors=[OUTLINE_COLOUR], linewidths=1.2)
+        mask = np.repeat(np.repeat(np.asarray(tile.mask, dtype=bool), zoom, axis=0), zoom, axis=1)
+        edge = mask & ~binary_erosion(mask, iterations=1, border_value=0)
+        rgb[edge] = to_rgb(OUTLINE_COLOUR)
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), bool(finite.all())
+
+
+def _draw_tile(ax, tile: Tile) -> None:
+    """One tile on its own axes (the bench's example grid)."""
+    rgb, finite = _tile_rgb(tile)
+    ax.imshow(rgb, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"act {tile.activation:.3g}", fontsize=8)
-    if not finite.all():
+    if not finite:
         ax.text(0.5, 0.5, "non-finite map", ha="center", va="center", fontsize=6, color="#a40000", transform=ax.transAxes)
-    ax.set_xlabel(tile.caption, fontsize=7)
-    return handle
 
 
 def au_tiles_figure(title: str, with_au: Sequence[Tile], without_au: Sequence[Tile], *, method: str = "projection") -> bytes:
@@ -118,34 +140,43 @@ def au_tiles_figure(title: str, with_au: Sequence[Tile], without_au: Sequence[Ti
 
     Each tile: the face, the unit's ``method`` projection over it (scaled by its
     own maximum |value|, diverging map centred on 0, one colour bar for all), the
-    AU's region outlined in :data:`OUTLINE_COLOUR`, and the unit's activation.
+    AU's region outlined in :data:`OUTLINE_COLOUR`, the unit's activation above
+    and the tile's caption (subject, sequence) below.
     """
     from matplotlib.colors import Normalize
 
     plt = _pyplot()
     columns = max(len(with_au), len(without_au), 1)
-    rows = [("with the AU", list(with_au)), ("without the AU (contrast)", list(without_au))]
-    fig, axes = plt.subplots(2, columns, figsize=(1.35 * columns + 1.4, 3.6), squeeze=False)
-    norm, cmap, handle = Normalize(-1, 1), "RdBu_r", None
+    rows = [("with the AU", list(with_au)), ("without the AU\n(contrast)", list(without_au))]
+    fig, axes = plt.subplots(2, 1, figsize=(1.35 * columns + 1.6, 3.9), squeeze=False)
+    gap = 6
     for r, (label, tiles) in enumerate(rows):
-        for c in range(columns):
-            ax = axes[r][c]
-            if c < len(tiles):
-                handle = _draw_tile(ax, tiles[c], norm, cmap)
-            else:
-                ax.axis("off")
-        axes[r][0].set_ylabel(label, fontsize=8)
+        ax = axes[r][0]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, fontsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
         if not tiles:
-            axes[r][0].axis("on")
-            axes[r][0].set_xticks([])
-            axes[r][0].set_yticks([])
-            axes[r][0].text(0.5, 0.5, "none", ha="center", va="center", transform=axes[r][0].transAxes)
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+            continue
+        images = [_tile_rgb(tile) for tile in tiles]
+        height, width = images[0][0].shape[:2]
+        strip = np.full((height, columns * width + (columns - 1) * gap, 3), 255, dtype=np.uint8)
+        for c, (rgb, finite) in enumerate(images):
+            x = c * (width + gap)
+            strip[:, x : x + width] = rgb
+            ax.text(x + width / 2, -3, f"act {tiles[c].activation:.3g}", ha="center", va="bottom", fontsize=7)
+            ax.text(x + width / 2, height + 3, tiles[c].caption, ha="center", va="top", fontsize=6)
+            if not finite:
+                ax.text(x + width / 2, height / 2, "non-finite map", ha="center", fontsize=6, color="#a40000")
+        ax.imshow(strip, interpolation="nearest")
     fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.06, right=0.86, top=0.82, bottom=0.08, wspace=0.08, hspace=0.45)
-    if handle is not None:
-        bar_axes = fig.add_axes([0.89, 0.15, 0.02, 0.62])
-        bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=bar_axes)
-        bar.set_label(f"{method} / max |{method}|", fontsize=7)
+    fig.subplots_adjust(left=0.08, right=0.87, top=0.86, bottom=0.07, hspace=0.42)
+    norm = Normalize(-1, 1)
+    bar_axes = fig.add_axes([0.9, 0.15, 0.02, 0.62])
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"), cax=bar_axes)
+    bar.set_label(f"{method} / max |{method}|", fontsize=7)
     return _png(fig)
 
 
@@ -208,7 +239,7 @@ def agreement_chart(rows: Sequence[Mapping[str, Any]], *, title: str) -> bytes:
     ``chance`` (or None), ``null`` (shuffled-mask null or None), ``verdict``.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.26 * max(len(rows), 1)))
+    fig, ax = plt.subplots(figsize=(8.0, 1.1 + 0.26 * max(len(rows), 1)))
     for y, row in enumerate(rows):
         colour = VERDICT_COLOURS.get(str(row.get("verdict")), "#636363")
         value = row.get("agreement")
@@ -228,7 +259,7 @@ def agreement_chart(rows: Sequence[Mapping[str, Any]], *, title: str) -> bytes:
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=v) for v, c in VERDICT_COLOURS.items()]
     handles += [plt.Line2D([], [], marker="|", linestyle="", color="black", markersize=10, label="chance"),
                 plt.Line2D([], [], marker="x", linestyle="", color="#555555", label="shuffled-mask null")]
-    ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.9)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title)
     fig.tight_layout()
@@ -378,10 +409,7 @@ def method_examples(
     axes[0][0].set_ylabel("face", fontsize=7)
     for r, method in enumerate(methods, start=1):
         for c in range(columns):
-            tile = Tile(images[c], np.asarray(maps[method][c], dtype=float), masks[c], float("nan"))
-            _draw_tile(axes[r][c], tile, norm, "RdBu_r")
-            axes[r][c].set_title("")
-            axes[r][c].set_xlabel("")
+            _draw_tile(axes[r][c], Tile(images[c], np.asarray(maps[method][c], dtype=float), masks[c], float("nan")))
         axes[r][0].set_ylabel(method, fontsize=7, rotation=0, ha="right", va="center")
     fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.16, right=0.88, top=0.9, bottom=0.03, wspace=0.05, hspace=0.12)

@@ -141,34 +141,46 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(image) > 127
 
 
-def _tiles(model: Model, dataset: Dataset, method: Attribution, layer: str, unit: int, au: Any, indices: list[int],
-           scan: UnitScan):
-    """Figure tiles for ``indices``: the face the network saw, the unit's projection, the AU region, the activation."""
-    import torch
+class _Projections:
+    """The unit projections the figures show, each computed once: one attribution call per (AU, unit) for all its faces.
 
-    from interpret_core.render.figures import Tile
+    Several AUs often select the same unit and share faces; a face already
+    projected for that unit is not projected again.
+    """
 
-    if not indices:
-        return []
-    samples = [dataset[i] for i in indices]
-    images = np.stack([np.asarray(s.image, dtype=np.float32) for s in samples])
-    inputs = model.to_input(images)
-    with torch.enable_grad():
-        projection = method.attribute_units(model.module, inputs, layer, [int(unit)])
-    maps = projection.detach()[:, 0].sum(dim=1).cpu().numpy()
-    shown = inputs.detach().mean(dim=1).cpu().numpy()
-    row_of = {int(index): n for n, index in enumerate(scan.indices)}
-    tiles = []
-    for n, (index, sample) in enumerate(zip(indices, samples)):
-        face = shown[n]
-        low, high = float(face.min()), float(face.max())
-        face = (face - low) / (high - low) if high > low else np.zeros_like(face)
-        masks = sample.localisation_masks() or {}
-        mask = masks.get(int(au)) if str(au).isdigit() else None
-        mask = None if mask is None else _resize_mask(np.asarray(mask), face.shape)
-        activation = float(scan.maxima[layer][row_of[index], int(unit)])
-        tiles.append(Tile(face, maps[n], mask, activation, f"{sample.subject} {sample.sequence}"))
-    return tiles
+    def __init__(self, model: Model, dataset: Dataset, method: Attribution, scan: UnitScan):
+        self.model, self.dataset, self.method, self.scan = model, dataset, method, scan
+        self.row_of = {int(index): n for n, index in enumerate(scan.indices)}
+        self.done: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}  # -> (face shown, map)
+
+    def tiles(self, layer: str, unit: int, au: Any, indices: list[int]) -> list[Any]:
+        """Figure tiles for ``indices``: the face the network saw, the unit's projection, the AU region, the activation."""
+        import torch
+
+        from interpret_core.render.figures import Tile
+
+        missing = [i for i in dict.fromkeys(indices) if (layer, unit, i) not in self.done]
+        if missing:
+            images = np.stack([np.asarray(self.dataset[i].image, dtype=np.float32) for i in missing])
+            inputs = self.model.to_input(images)
+            with torch.enable_grad():
+                projection = self.method.attribute_units(self.model.module, inputs, layer, [int(unit)])
+            maps = projection.detach()[:, 0].sum(dim=1).cpu().numpy()
+            shown = inputs.detach().mean(dim=1).cpu().numpy()
+            for n, index in enumerate(missing):
+                face = shown[n]
+                low, high = float(face.min()), float(face.max())
+                self.done[(layer, unit, index)] = ((face - low) / (high - low) if high > low else np.zeros_like(face), maps[n])
+        tiles = []
+        for index in indices:
+            sample = self.dataset[index]
+            face, values = self.done[(layer, unit, index)]
+            masks = sample.localisation_masks() or {}
+            mask = masks.get(int(au)) if str(au).isdigit() else None
+            mask = None if mask is None else _resize_mask(np.asarray(mask), face.shape)
+            activation = float(self.scan.maxima[layer][self.row_of[index], int(unit)])
+            tiles.append(Tile(face, values, mask, activation, f"{sample.subject} {sample.sequence}"))
+        return tiles
 
 
 def _primary(mapping: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -217,13 +229,14 @@ def draw_run_figures(
 
     # per AU: the selected unit on faces with and without the AU
     task = start_task(progress, "projecting each AU's unit on its top images", len(primary))
+    projections = _Projections(model, dataset, method, scan)
     for row in primary:
         au, layer, unit = row["au"], row["layer"], int(row["unit"])
         key = au_label(au)
         try:
             with_au, without_au = select_faces(scan, dataset, layer, unit, au, faces)
-            tiles_with = _tiles(model, dataset, method, layer, unit, au, with_au, scan)
-            tiles_without = _tiles(model, dataset, method, layer, unit, au, without_au, scan)
+            tiles = projections.tiles(layer, unit, au, with_au + without_au)
+            tiles_with, tiles_without = tiles[: len(with_au)], tiles[len(with_au) :]
         except CapabilityError as exc:
             result.notes[key] = exc.message
             task.advance()
