@@ -312,22 +312,6 @@ def class_overlays(
     return tiles, rows
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-figure {{ display: inline-block; margin: 0 1.5em 1.5em 0; vertical-align: top; }}
-figcaption {{ font-size: 0.9em; max-width: 40em; }}
-img {{ image-rendering: pixelated; border: 1px solid #ccc; }}
-.note {{ color: #555; max-width: 60em; }}
-</style></head><body>
-<h1>{title}</h1>
-<p class="note">{note}</p>
-{body}
-</body></html>
-"""
-
-
 def _require_units(method: Attribution) -> None:
     if not method.supports_units:
         raise CapabilityError(
@@ -351,7 +335,12 @@ def _write_page(out: Path, summary: dict[str, Any], title: str, note: str, body:
     """``index.html`` (the page) and ``summary.json``; returns ``summary``."""
     from interpret_core.util.io import write_json, write_text
 
-    write_text(out / "index.html", _PAGE.format(title=html.escape(title), note=note, body=body))
+    from markupsafe import Markup
+
+    from interpret_core.render.pages import render_page
+
+    # ``body`` is HTML its callers built with every value escaped; the template escapes ``title`` and ``note``
+    write_text(out / "index.html", render_page("visualize_index.html", title=title, note=note, body=Markup(body)))
     write_json(out / "summary.json", summary)
     return summary
 
