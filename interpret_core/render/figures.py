@@ -343,7 +343,7 @@ def metric_bars(
 ) -> bytes:
     """One bench metric: a bar per method (mean, 95% CI whiskers); baselines as dashed reference lines."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(methods) + 1.8), 2.9))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(methods) + 1.8) + 1.6, 3.1))
     xs = np.arange(len(methods))
     values = np.array([np.nan if m is None else m for m in means], dtype=float)
     errors = np.array([[0 if (m is None or lo is None) else m - lo for m, lo in zip(means, lows)],
@@ -354,8 +354,8 @@ def metric_bars(
     ax.set_xticks(xs, labels=list(methods), rotation=60, ha="right", fontsize=7)
     ax.set_ylabel(value_label)
     if baselines:
-        ax.legend(fontsize=7, title="baselines", title_fontsize=7)
-    ax.set_title(title)
+        ax.legend(fontsize=7, title="baselines", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _png(fig)
 
@@ -412,7 +412,7 @@ def method_examples(
             _draw_tile(axes[r][c], Tile(images[c], np.asarray(maps[method][c], dtype=float), masks[c], float("nan")))
         axes[r][0].set_ylabel(method, fontsize=7, rotation=0, ha="right", va="center")
     fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.16, right=0.88, top=0.9, bottom=0.03, wspace=0.05, hspace=0.12)
+    fig.subplots_adjust(left=0.22, right=0.88, top=0.9, bottom=0.03, wspace=0.05, hspace=0.12)
     bar_axes = fig.add_axes([0.9, 0.1, 0.02, 0.7])
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"), cax=bar_axes)
     bar.set_label("attribution / max |attribution| (per map)", fontsize=7)

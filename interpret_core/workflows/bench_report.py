@@ -105,8 +105,9 @@ def write_bench_html(
             lows.append(cell.get("ci_low") if mean is not None else None)
             highs.append(cell.get("ci_high") if mean is not None else None)
         direction = "higher is better" if info["higher_is_better"] else "lower is better"
-        title = f"{label.rsplit(' ', 1)[0]} ({direction}; * = some maps undefined)"
-        png = fig.metric_bars(names, means, lows, highs, baselines, title=title, value_label=metric)
+        title = f"{label.rsplit(' ', 1)[0]} ({direction})"
+        png = fig.metric_bars(names, means, lows, highs, baselines, title=title,
+                              value_label=metric + ("\n(* = some maps undefined)" if any(n.endswith(" *") for n in names) else ""))
         name = f"{FIGURES}/{slug(metric + ('-' + extra if extra else ''), unique=False)}.png"
         write_bytes(out / name, png)
         charts.append({"metric": label.rsplit(" ", 1)[0], "direction": direction, "file": name, "anchor": slug(metric, unique=False)})

@@ -32,8 +32,8 @@ REPORT_TEXT = (
     "localised (held-out delta and agreement significant), elsewhere (discriminates, fires outside the "
     "region), none (no significant held-out unit) or untestable (too few sequences or subjects, or "
     "inseparable from a partner AU). selection=paper reproduces the paper's frame-level, in-sample procedure "
-    "and says so in every table. The figures show, for each mapped unit, its top images beside the unit's "
-    "projection to pixel space."
+    "and says so in every table. The figures show, for each AU, its selected unit's projection on the unit's "
+    "strongest images with the AU (one per sequence) and without it, with the AU's region outlined."
 )
 
 
