@@ -15,7 +15,7 @@ import pytest
 import interpret_core
 from interpret_core.cli import main
 
-from test_bench import _bench, _Plugin  # the bench stand-ins (tiny model, fake faces)
+from test_bench import _bench, stand_ins  # noqa: F401  (fixture: the bench stand-ins, a tiny model and fake faces)
 from test_run import PLANTED_ARGS, planted_plugin  # noqa: F401  (fixture)
 
 YELLOW = (255, 212, 0)  # interpret_core.render.figures.OUTLINE_COLOUR
@@ -154,17 +154,7 @@ def test_report_html_in_a_real_browser(planted_run):
     assert len(checked["images"]) >= len(primary) + 2  # per-AU figures plus the overview plots
 
 
-@pytest.fixture
-def bench_stand_ins():
-    registry = interpret_core.get_registry()
-    assert registry.register_plugin(_Plugin(), "test-report-bench")
-    try:
-        yield
-    finally:
-        registry.unregister_plugin("test-report-bench")
-
-
-def test_bench_html_in_a_real_browser(bench_stand_ins, tmp_path, capsys):
+def test_bench_html_in_a_real_browser(stand_ins, tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(_bench(out, "test-bench-gradient,centre-gaussian", metrics="au-pointing-game,deletion")) == 0
     result = json.loads(capsys.readouterr().out)
