@@ -21,6 +21,17 @@ def grey_to_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat((grey * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
 
 
+def unit_range(images: np.ndarray) -> np.ndarray:
+    """Each image of float [..., H, W] scaled to [0, 1] on its own (min to max), for display; a flat image becomes 0.
+
+    A model's input may be standardised; figures show what it saw on a grey scale.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    low = images.min(axis=(-2, -1), keepdims=True)
+    high = images.max(axis=(-2, -1), keepdims=True)
+    return np.where(high > low, (images - low) / np.maximum(high - low, 1e-12), 0.0)
+
+
 def normalise_signed(values: np.ndarray) -> np.ndarray:
     """Scale by the maximum absolute value into [-1, 1]; an all-zero map stays 0."""
     values = np.asarray(values, dtype=np.float32)

@@ -711,19 +711,14 @@ def _run_bench(config: BenchConfig, progress: Any, status: Any, warn: Any, claim
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_outputs(result, out)
+    from interpret_core.render.imaging import unit_range
     from interpret_core.workflows.bench_report import write_bench_html
 
     faces = prepared.inputs[examples].mean(dim=1).numpy()
-    write_bench_html(result, out, faces=_unit_range(faces), masks=prepared.masks[examples].numpy(), maps=example_maps,
+    write_bench_html(result, out, faces=unit_range(faces), masks=prepared.masks[examples].numpy(), maps=example_maps,
                      captions=[prepared.subjects[i] for i in examples])
     return result
 
-
-def _unit_range(images: np.ndarray) -> np.ndarray:
-    """Each image [H, W] of ``images`` [N, H, W] scaled to [0, 1] for display (a model input may be standardised)."""
-    low = images.min(axis=(1, 2), keepdims=True)
-    high = images.max(axis=(1, 2), keepdims=True)
-    return np.where(high > low, (images - low) / np.maximum(high - low, 1e-12), 0.0)
 
 
 # -- outputs ----------------------------------------------------------------------

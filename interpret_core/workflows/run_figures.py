@@ -112,7 +112,8 @@ def _presence(scan: UnitScan, dataset: Dataset, au: Any) -> np.ndarray:
 
 
 def select_faces(
-    scan: UnitScan, dataset: Dataset, layer: str, unit: int, au: Any, k: int = FACES_PER_AU
+    scan: UnitScan, dataset: Dataset, layer: str, unit: int, au: Any, k: int = FACES_PER_AU,
+    *, sequences: Sequence[str] | None = None, subjects: Sequence[str] | None = None,
 ) -> tuple[list[int], list[int]]:
     """(faces with the AU, faces without it): data-set indices of the unit's strongest images, best first.
 
@@ -121,7 +122,8 @@ def select_faces(
     """
     from interpret_core.analysis.sampling import spread_top
 
-    sequences, subjects = dataset.sequences, dataset.subjects
+    sequences = dataset.sequences if sequences is None else sequences  # per sample; pass them to reuse across AUs
+    subjects = dataset.subjects if subjects is None else subjects
     values = scan.maxima[layer][:, int(unit)]
     order = np.argsort(-values, kind="stable")
     present = _presence(scan, dataset, au)
@@ -158,6 +160,7 @@ class _Projections:
         import torch
 
         from interpret_core.render.figures import Tile
+        from interpret_core.render.imaging import unit_range
 
         missing = [i for i in dict.fromkeys(indices) if (layer, unit, i) not in self.done]
         if missing:
@@ -166,11 +169,9 @@ class _Projections:
             with torch.enable_grad():
                 projection = self.method.attribute_units(self.model.module, inputs, layer, [int(unit)])
             maps = projection.detach()[:, 0].sum(dim=1).cpu().numpy()
-            shown = inputs.detach().mean(dim=1).cpu().numpy()
+            shown = unit_range(inputs.detach().mean(dim=1).cpu().numpy())
             for n, index in enumerate(missing):
-                face = shown[n]
-                low, high = float(face.min()), float(face.max())
-                self.done[(layer, unit, index)] = ((face - low) / (high - low) if high > low else np.zeros_like(face), maps[n])
+                self.done[(layer, unit, index)] = (shown[n], maps[n])
         tiles = []
         for index in indices:
             sample = self.dataset[index]
@@ -230,11 +231,12 @@ def draw_run_figures(
     # per AU: the selected unit on faces with and without the AU
     task = start_task(progress, "projecting each AU's unit on its top images", len(primary))
     projections = _Projections(model, dataset, method, scan)
+    sequences, subjects = dataset.sequences, dataset.subjects
     for row in primary:
         au, layer, unit = row["au"], row["layer"], int(row["unit"])
         key = au_label(au)
         try:
-            with_au, without_au = select_faces(scan, dataset, layer, unit, au, faces)
+            with_au, without_au = select_faces(scan, dataset, layer, unit, au, faces, sequences=sequences, subjects=subjects)
             tiles = projections.tiles(layer, unit, au, with_au + without_au)
             tiles_with, tiles_without = tiles[: len(with_au)], tiles[len(with_au) :]
         except CapabilityError as exc:
@@ -245,7 +247,6 @@ def draw_run_figures(
         verdict = row.get("verdict")
         title = f"{key} {name}: {layer}/{unit}" + (f" (verdict: {verdict})" if verdict else "")
         png = fig.au_tiles_figure(title, tiles_with, tiles_without, method=method.name)
-        sequences = dataset.sequences
         result.per_au[key] = AUPanel(au, layer, unit, with_au, without_au, [sequences[i] for i in with_au],
                                      save(f"{slug(key, unique=False)}.png", png))
         task.advance()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from interpret_core.api.interfaces import AUInfo
 
-__all__ = ["FACS_AUS", "au_label"]
+__all__ = ["FACS_AUS"]
 
 _BROW, _EYES, _CHEEKS, _NOSE, _MOUTH, _JAW, _HEAD = "brow", "eyes", "cheeks", "nose", "mouth", "jaw", "head"
 
@@ -69,7 +69,3 @@ FACS_AUS: dict[int, AUInfo] = {
     )
 }
 
-
-def au_label(au: int) -> str:
-    """``"AU01"``-style label (py-feat's convention) of an AU number."""
-    return f"AU{int(au):02d}"
