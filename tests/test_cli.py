@@ -88,3 +88,19 @@ def test_every_command_offers_json():
 
     walk(command, [])
     assert not missing, f"commands without --json: {missing}"
+
+
+def test_tables_written_to_a_pipe_keep_one_line_per_row(capsys, monkeypatch):
+    # Rich falls back to 80 columns off a terminal and folds every cell; piped tables
+    # must keep their natural width (each plugin on one line), unless COLUMNS says otherwise.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["plugins"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    names = [cell.strip() for line in rows for cell in line.split("│")[2:3]]
+    assert "synthfacs" in names and "interp-datasets" in " ".join(rows)
+    assert all(name for name in names), "a table row was folded onto a second line"
+    assert max(len(line) for line in rows) > 80
+
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["plugins"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 60

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -18,6 +19,12 @@ from interpret_core.util.io import dumps_json
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
+
+#: Width for rich output written to a file or pipe. Rich falls back to 80 columns there,
+#: which folds every table cell (``interp-dat / asets``) and truncates wide tables; a
+#: reader of ``interp run > table.txt`` wants each row on one line. Tables are not
+#: expanded, so they keep their natural width up to this bound. ``COLUMNS`` still wins.
+PIPE_WIDTH = 400
 
 
 def info(message: str) -> None:
@@ -59,5 +66,9 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], Any] | None = None) -
         sys.stdout.flush()
         return
     renderable = render(data)
-    if renderable is not None:
+    if renderable is None:
+        return
+    if stdout.is_terminal or os.environ.get("COLUMNS"):
         stdout.print(renderable)
+    else:
+        Console(soft_wrap=True, width=PIPE_WIDTH).print(renderable)
