@@ -13,7 +13,7 @@ from interpret_core.api.errors import UnknownNameError
 from interp_attributions.captum_methods import baseline_tensor, default_layer
 from interpret_core.registry.options import parse_method_spec
 
-captum_attr = pytest.importorskip("captum.attr")
+import captum.attr as captum_attr  # a core dependency: a missing one must fail, not skip
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,8 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], Any] | None = None) -
     renderable = render(data)
     if renderable is None:
         return
-    if stdout.is_terminal or os.environ.get("COLUMNS"):
+    if stdout.is_terminal:
         stdout.print(renderable)
-    else:
-        Console(soft_wrap=True, width=PIPE_WIDTH).print(renderable)
+        return
+    columns = os.environ.get("COLUMNS", "")
+    Console(soft_wrap=True, width=int(columns) if columns.isdigit() else PIPE_WIDTH).print(renderable)

@@ -156,6 +156,12 @@ def read_card(weights: str | os.PathLike) -> dict[str, Any]:
     return card
 
 
+def card_model_name(weights: str | os.PathLike) -> str:
+    """The model name the card beside ``weights`` declares (``architecture.model``): what
+    ``--weights FILE`` alone resolves to, in the loader and in every command's load step."""
+    return str(read_card(weights)["architecture"]["model"])
+
+
 def _field_error(card_file: str | os.PathLike, field: str, expected: str, value: Any) -> WeightsError:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     return WeightsError(

@@ -530,13 +530,13 @@ def get_model(
     """
     import torch
 
-    from interpret_core.nn.weights import card_path, default_weights_path, load_weights_into, read_card
+    from interpret_core.nn.weights import card_model_name, card_path, default_weights_path, load_weights_into, read_card
     from interpret_core.registry.user_models import is_model_spec, model_class_from_spec
 
     if name is None:
         if weights is None:
             raise UsageError("no model named and no weights given", "pass --model NAME, or --weights FILE.safetensors (its card names the model)")
-        name = str(read_card(weights)["architecture"]["model"])
+        name = card_model_name(weights)
         if name.startswith("python:") and name.count(":") == 1:
             raise UsageError(
                 f"the card of {weights} names the class {name[len('python:'):]!r} from a Python file",

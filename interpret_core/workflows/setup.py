@@ -58,10 +58,10 @@ def model_name(name: str | None, weights: str | os.PathLike | None) -> str:
     if name:
         return name
     if weights is not None:
-        from interpret_core.nn.weights import read_card
+        from interpret_core.nn.weights import card_model_name
 
         check_weights(weights)
-        return str(read_card(weights)["architecture"]["model"])
+        return card_model_name(weights)
     return default("model")
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from interpret_core import get_attribution, get_model
 
-zennit = pytest.importorskip("zennit")  # this suite runs in .venv-tv, where it is installed
+import zennit  # noqa: E402  (this suite runs in .venv-tv, where the lrp extra installs it; missing must fail)
 from zennit.attribution import Gradient  # noqa: E402
 from zennit.canonizers import SequentialMergeBatchNorm  # noqa: E402
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonPlusFlat  # noqa: E402
