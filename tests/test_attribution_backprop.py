@@ -459,3 +459,95 @@ def test_plugin_modules_do_not_import_torch():
         "assert 'torch' not in sys.modules and 'captum' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- chosen (image, unit) pairs ------------------------------------------------------------
+def _one_at_a_time(method, net, x, layer, images, units, **options) -> torch.Tensor:
+    """Each pair on its own: one attribute_units call per (image, unit)."""
+    attribution = get_attribution(method, **options)
+    return torch.stack([attribution.attribute_units(net, x[i : i + 1], layer, [u])[0, 0] for i, u in zip(images, units)])
+
+
+def _scan_starts(net, x, layer, images, units):
+    """What a unit scan keeps: each unit's argmax cell and maximum per image."""
+    from interpret_core.nn.hooks import capture_outputs
+
+    with torch.no_grad(), capture_outputs(net, [layer]) as captured:
+        net(x)
+    out = captured[layer]
+    value, flat = out[images, units].flatten(1).max(dim=1)
+    return flat // out.shape[-1], flat % out.shape[-1], value
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("layer", ["conv1", "conv2", "conv3"])
+def test_chosen_pairs_equal_one_unit_at_a_time(method, layer, fer_cnn, faces):
+    # Repeated images and units, in no order, as the AU localiser asks for them.
+    images = [3, 0, 0, 4, 1, 3, 2, 2]
+    units = [5, 1, 7, 5, 0, 2, 7, 12]
+    alone = _one_at_a_time(method, fer_cnn, faces, layer, images, units)
+    assert alone.abs().amax() > 0
+    attribution = get_attribution(method)
+    torch.testing.assert_close(attribution.attribute_unit_pairs(fer_cnn, faces, layer, images, units), alone,
+                               atol=1e-6, rtol=1e-5)
+    starts = _scan_starts(fer_cnn, faces, layer, images, units)
+    torch.testing.assert_close(attribution.attribute_unit_pairs(fer_cnn, faces, layer, images, units, starts), alone,
+                               atol=1e-6, rtol=1e-5)
+    small = get_attribution(method, max_batch=3).attribute_unit_pairs(fer_cnn, faces, layer, images, units, starts)
+    torch.testing.assert_close(small, alone, atol=1e-6, rtol=1e-5)
+    scaled = get_attribution(method, scale="activation").attribute_unit_pairs(fer_cnn, faces, layer, images, units, starts)
+    torch.testing.assert_close(scaled, _one_at_a_time(method, fer_cnn, faces, layer, images, units, scale="activation"),
+                               atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_chosen_pairs_on_whole_images_and_non_local_nets(method, monkeypatch):
+    import interp_attributions._rectifier as rectifier
+
+    torch.manual_seed(7)
+    x = torch.rand(3, 1, 40, 40)
+    images, units = [2, 0, 2, 1], [1, 3, 0, 1]
+    net = GlobalNormNet().eval()  # crops cannot reproduce it: falls back to one whole image per pair
+    alone = _one_at_a_time(method, net, x, "relu2", images, units, crop=False)
+    for options in ({}, {"crop": False}, {"max_batch": 1}):
+        pairs = get_attribution(method, **options).attribute_unit_pairs(net, x, "relu2", images, units)
+        torch.testing.assert_close(pairs, alone, atol=1e-6, rtol=1e-5)
+    # A local net with starts given never runs whole images through the network.
+    net = StandardisedNet().eval()
+    starts = _scan_starts(net, x, "relu2", images, units)
+    alone = _one_at_a_time(method, net, x, "relu2", images, units)
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("fell back to whole images")
+
+    monkeypatch.setattr(rectifier, "_project_pair_images", no_fallback)
+    pairs = get_attribution(method).attribute_unit_pairs(net, x, "relu2", images, units, starts)
+    torch.testing.assert_close(pairs, alone, atol=1e-6, rtol=1e-5)
+
+
+def test_chosen_pairs_refuse_bad_indices_and_starts(fer_cnn, faces):
+    method = get_attribution("deconv")
+    assert method.attribute_unit_pairs(fer_cnn, faces, "conv2", [], []).shape == (0, 1, 64, 64)
+    with pytest.raises(UsageError, match="one image per unit"):
+        method.attribute_unit_pairs(fer_cnn, faces, "conv2", [0, 1], [0])
+    with pytest.raises(UsageError, match="image indices"):
+        method.attribute_unit_pairs(fer_cnn, faces, "conv2", [5], [0])
+    with pytest.raises(UsageError, match="out of range"):
+        method.attribute_unit_pairs(fer_cnn, faces, "conv2", [0], [32])
+    with pytest.raises(UsageError, match="grid"):
+        method.attribute_unit_pairs(fer_cnn, faces, "conv2", [0], [0], (torch.tensor([32]), torch.tensor([0]), torch.tensor([1.0])))
+    with pytest.raises(UsageError, match="one per pair"):
+        method.attribute_unit_pairs(fer_cnn, faces, "conv2", [0], [0], ([0, 1], [0, 1], [1.0, 1.0]))
+
+
+def test_the_interface_default_projects_pairs_through_attribute_units(fer_cnn, faces):
+    # A method without its own pair projection (the Captum adapter) gets the base class's.
+    from interpret_core.api.interfaces import Attribution
+
+    method = get_attribution("captum", algorithm="NeuronDeconvolution")
+    assert type(method).attribute_unit_pairs is Attribution.attribute_unit_pairs
+    images, units = [1, 0, 1], [4, 4, 9]
+    pairs = method.attribute_unit_pairs(fer_cnn, faces, "conv2", images, units)
+    alone = torch.stack([method.attribute_units(fer_cnn, faces[i : i + 1], "conv2", [u])[0, 0] for i, u in zip(images, units)])
+    assert alone.abs().amax() > 0
+    torch.testing.assert_close(pairs, alone)

@@ -396,3 +396,38 @@ def test_weighted_auc_is_the_auc_of_the_repeated_sample():
                 assert auc[b, a, u] == pytest.approx(expected, abs=1e-12)
     samples = rng.standard_normal(500)
     assert percentile_interval(samples) == pytest.approx(tuple(np.percentile(samples, [2.5, 97.5])))
+
+
+def test_batched_peak_localisation_equals_one_unit_at_a_time(synthfacs_root, monkeypatch):
+    """The localiser's few pair-batched projection calls find every peak where per-unit calls do."""
+    import interp_metrics.au_heldout as heldout_module
+    from interpret_core import get_attribution, get_dataset, get_model
+    from interpret_core.analysis.unit_scan import scan_units
+
+    model, method = get_model("fer-cnn"), get_attribution("deconv")
+    data = get_dataset("synthfacs", data_root=synthfacs_root, cache=False)
+    scan = scan_units(model, data, model.layers, batch_size=64)
+    made = []
+    original = heldout_module._Localiser.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(heldout_module._Localiser, "__init__", keep)
+    calls = []
+    pairs = type(method).attribute_unit_pairs
+    monkeypatch.setattr(type(method), "attribute_unit_pairs", lambda self, *a, **k: calls.append(a[1]) or pairs(self, *a, **k))
+    result = AUDistance(min_observations=3, min_subjects=2, bootstrap=0).evaluate(model, data, model.layers, scan=scan,
+                                                                                method=method)
+    (localiser,) = made
+    located = {key: peaks for key, peaks in localiser.cache.items() if peaks}
+    assert sum(len(peaks) for peaks in located.values()) == localiser.projections == result.extra["projections"] > 50
+    assert len({layer for layer, _ in located}) >= 2 and len(calls) <= len(model.layers) < len(located)
+    for (layer, unit), peaks in located.items():
+        frames = sorted(peaks)
+        images = data.arrays(scan.indices[frames])[0]
+        alone = method.attribute_units(model.module, model.to_input(images), layer, [unit])[:, 0]
+        strength = alone.abs().sum(dim=1).numpy()
+        ys, xs = np.divmod(strength.reshape(len(frames), -1).argmax(axis=1), strength.shape[2])
+        assert [peaks[f] for f in frames] == list(zip(ys.tolist(), xs.tolist())), (layer, unit)

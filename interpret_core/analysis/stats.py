@@ -428,24 +428,27 @@ def weighted_auc(values: np.ndarray, groups: np.ndarray, weights: np.ndarray) ->
     ordered = np.take_along_axis(values, order, axis=0)
     starts = np.ones((count, units), dtype=bool)
     starts[1:] = ordered[1:] != ordered[:-1]
-    ends = np.ones((count, units), dtype=bool)
-    ends[:-1] = starts[1:]
-    position = np.arange(count)[:, None]
-    first = np.maximum.accumulate(np.where(starts, position, 0), axis=0)
-    last = np.minimum.accumulate(np.where(ends, position, count - 1)[::-1], axis=0)[::-1]
+    # Everything below runs in sorted order per unit (no permutation back):
+    # with integer weights every sum is exact, so the order does not matter.
     sorted_weights = weights[:, order]  # [B, G, U]
     cumulative = np.cumsum(sorted_weights, axis=1)
-    padded = np.concatenate([np.zeros((weights.shape[0], 1, units)), cumulative], axis=1)
-    columns = np.arange(units)[None, :]
-    below = padded[:, first, columns]  # weight strictly below the tie group
-    tied = padded[:, last + 1, columns] - below
-    credit_sorted = below + 0.5 * tied
-    inverse = np.argsort(order, axis=0)
-    credit = np.take_along_axis(credit_sorted, np.broadcast_to(inverse[None], credit_sorted.shape), axis=1)  # [B, G, U]
-    in_weights = weights[:, None, :] * groups[None].astype(np.float64)  # [B, A, G]
-    w1 = in_weights.sum(axis=2)  # [B, A]
+    if starts.all():  # no ties: weight strictly below = cumulative minus own, tied = own
+        credit = cumulative - 0.5 * sorted_weights
+    else:
+        ends = np.ones((count, units), dtype=bool)
+        ends[:-1] = starts[1:]
+        position = np.arange(count)[:, None]
+        first = np.maximum.accumulate(np.where(starts, position, 0), axis=0)
+        last = np.minimum.accumulate(np.where(ends, position, count - 1)[::-1], axis=0)[::-1]
+        padded = np.concatenate([np.zeros((weights.shape[0], 1, units)), cumulative], axis=1)
+        columns = np.arange(units)[None, :]
+        below = padded[:, first, columns]  # weight strictly below the tie group
+        credit = below + 0.5 * (padded[:, last + 1, columns] - below)
+    credit *= sorted_weights  # w_i C(i), sorted
+    sorted_groups = groups.astype(np.float64)[:, order]  # [A, G, U]
+    w1 = weights @ groups.T.astype(np.float64)  # [B, A]
     w0 = weights.sum(axis=1)[:, None] - w1
-    u = np.matmul(in_weights, credit) - 0.5 * (w1**2)[:, :, None]
+    u = np.einsum("bgu,agu->bau", credit, sorted_groups) - 0.5 * (w1**2)[:, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         auc = u / (w1 * w0)[:, :, None]
     return np.where(((w1 > 0) & (w0 > 0))[:, :, None], auc, np.nan)

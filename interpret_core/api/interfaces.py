@@ -422,6 +422,43 @@ class Attribution(abc.ABC):
             "use a method with supports_units (see `interp plugins`)",
         )
 
+    def attribute_unit_pairs(
+        self,
+        module: nn.Module,
+        inputs: torch.Tensor,
+        layer: str,
+        images: Sequence[int],
+        units: Sequence[int],
+        starts: tuple[Any, Any, Any] | None = None,
+    ) -> torch.Tensor:
+        """Project chosen (image, unit) pairs, as :meth:`attribute_units` would one at a time.
+
+        Args:
+            images: index into ``inputs`` of each pair.
+            units: channel of ``layer`` of each pair (as many as ``images``).
+            starts: (rows, cols, values) [P] each, the unit's maximum on the
+                image as a unit scan found it (argmax cell, activation), which a
+                method may use instead of searching for it; this default ignores it.
+
+        Returns:
+            float32 [P, C, H, W]; entry p is ``attribute_units(module,
+            inputs[images[p]][None], layer, [units[p]])[0, 0]``. This default
+            makes one :meth:`attribute_units` call per unit; methods that batch
+            pairs override it.
+        """
+        import torch
+
+        images = [int(i) for i in images]
+        units = [int(u) for u in units]
+        if len(images) != len(units):
+            raise UsageError(f"{len(images)} image indices for {len(units)} units", "give one image per unit")
+        out = inputs.new_zeros((len(images), *inputs.shape[1:]))
+        for unit in sorted(set(units)):
+            pairs = [p for p, u in enumerate(units) if u == unit]
+            rows = torch.as_tensor([images[p] for p in pairs], dtype=torch.long, device=inputs.device)
+            out[torch.as_tensor(pairs, device=inputs.device)] = self.attribute_units(module, inputs[rows], layer, [unit])[:, 0]
+        return out
+
 
 @dataclasses.dataclass
 class ReportTable:

@@ -17,7 +17,8 @@ guided backprop the ReLU's native backward (the forward mask) is kept and a
 hook on its output rectifies the incoming gradient. Both are safe with
 ``inplace=True`` and with one ReLU module used several times.
 
-Unit projections (:func:`project_units`) batch over (image, unit) pairs and
+Unit projections (:func:`project_units`: every unit on every image;
+:func:`project_unit_pairs`: chosen (image, unit) pairs) batch over pairs and
 crop each pair's input to the receptive field of its argmax position, aligned
 to the layer's total stride so that every intermediate grid and every padded
 border of the crop coincides with the full image's: the projection is the same
@@ -356,12 +357,32 @@ class UnitPeaks:
     weights: torch.Tensor  # [N, U], what is backpropagated from the argmax (1 or the activation)
 
 
+@dataclasses.dataclass(frozen=True)
+class PairPeaks:
+    """(image, unit) pairs to project and where each starts; all long/float [P]."""
+
+    image: torch.Tensor  # index into the inputs
+    unit: torch.Tensor  # channel of the layer
+    row: torch.Tensor  # argmax row in the layer's output grid
+    col: torch.Tensor  # argmax column
+    value: torch.Tensor  # the activation there (each crop must reproduce it)
+    weight: torch.Tensor  # what is backpropagated from the argmax (1 or the activation)
+
+
 def _crop_starts(pos: torch.Tensor, start: int, size: int, stride: int, crop: int, extent: int) -> torch.Tensor:
     """Stride-aligned crop start for output positions ``pos`` along one axis."""
     window_start = (start + pos * stride).clamp_min(0)
     aligned = torch.div(window_start, stride, rounding_mode="floor") * stride
     last = ((extent - crop) // stride) * stride
     return aligned.clamp_max(last)
+
+
+def _check_units(units: Sequence[int], total_units: int, layer: str) -> list[int]:
+    unit_list = [int(u) for u in units]
+    bad = [u for u in unit_list if not 0 <= u < total_units]
+    if bad:
+        raise UsageError(f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}")
+    return unit_list
 
 
 def project_units(
@@ -392,10 +413,7 @@ def project_units(
         forward_to(module, x[:1], layer, stop=False)
         activations = forward_to(module, x, layer)
     total_units = activations.shape[1]
-    unit_list = list(range(total_units)) if units is None else [int(u) for u in units]
-    bad = [u for u in unit_list if not 0 <= u < total_units]
-    if bad:
-        raise UsageError(f"unit(s) {bad} out of range: layer {layer!r} has {total_units} units", f"use 0..{total_units - 1}")
+    unit_list = list(range(total_units)) if units is None else _check_units(units, total_units, layer)
     u_count = len(unit_list)
     result = torch.zeros(n, u_count, channels, height, width, dtype=x.dtype, device=x.device)
     if n == 0 or u_count == 0:
@@ -412,47 +430,124 @@ def project_units(
 
     plan = plan_units(module, layer, (channels, height, width), crop)
     # (image, unit) pairs, image-major: pair p = image * U + unit position.
-    pair_image = torch.arange(n, device=x.device).repeat_interleave(u_count)
-    pair_unit = unit_index.repeat(n)
-    pair_row, pair_col, pair_weight = rows.reshape(-1), cols.reshape(-1), weights.reshape(-1)
-    flat_result = result.view(n * u_count, channels, height, width)
-
-    if plan.whole:
+    pairs = PairPeaks(
+        image=torch.arange(n, device=x.device).repeat_interleave(u_count),
+        unit=unit_index.repeat(n),
+        row=rows.reshape(-1),
+        col=cols.reshape(-1),
+        value=peak.reshape(-1),
+        weight=weights.reshape(-1),
+    )
+    if plan.whole or not _project_crops(job, x, pairs, plan, result.view(n * u_count, channels, height, width)):
+        result.zero_()
         _project_whole(job, x, peaks, result)
-        return result
+    return result
 
+
+def project_unit_pairs(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    images: Sequence[int],
+    units: Sequence[int],
+    rule: str,
+    *,
+    starts: tuple[Any, Any, Any] | None = None,
+    max_batch: int | None = None,
+    max_memory_mb: float = 256.0,
+    crop: bool = True,
+    scale: str = "one",
+) -> torch.Tensor:
+    """Project chosen (image, unit) pairs: [P, C, H, W], entry p = unit ``units[p]`` from its maximum over ``x[images[p]]``.
+
+    Entry p equals ``project_units(module, x[images[p]][None], layer,
+    [units[p]], ...)[0, 0]``, but all pairs share a few batched crop passes,
+    so a sparse set of pairs costs what its size says, not one call per unit.
+
+    Args:
+        starts: (rows, cols, values), each [P]: where each unit's maximum is
+            in the layer's output grid and its activation there, as a unit
+            scan found them. They spare the forward pass of every image to the
+            layer; each crop's activation is still checked against ``values``.
+            None: the maxima are found here.
+    """
+    x = _check_inputs(x).detach()
+    n, channels, height, width = x.shape
+    image_list = [int(i) for i in images]
+    count = len(image_list)
+    if count != len(units):
+        raise UsageError(f"{count} image indices for {len(units)} units", "give one image per unit")
+    if any(not 0 <= i < n for i in image_list):
+        raise UsageError(f"image indices must lie in 0..{n - 1}", "index into the inputs passed")
+    result = torch.zeros(count, channels, height, width, dtype=x.dtype, device=x.device)
+    if not count:
+        return result
+    with torch.no_grad():
+        # One image through the whole net refuses a reused layer module.
+        probe = forward_to(module, x[:1], layer, stop=False)
+        activations = forward_to(module, x, layer) if starts is None else None
+    _, total_units, map_h, map_w = probe.shape
+    pair_image = torch.tensor(image_list, dtype=torch.long, device=x.device)
+    pair_unit = torch.tensor(_check_units(units, total_units, layer), dtype=torch.long, device=x.device)
+    if activations is not None:
+        value, flat = activations[pair_image, pair_unit].flatten(1).max(dim=1)
+        row, col = torch.div(flat, map_w, rounding_mode="floor"), flat % map_w
+    else:
+        row, col, value = (torch.as_tensor(v, device=x.device).reshape(-1) for v in starts)
+        if not row.numel() == col.numel() == value.numel() == count:
+            raise UsageError(f"starts must hold {count} rows, columns and values", "one per pair")
+        row, col, value = row.long(), col.long(), value.to(x.dtype)
+        if bool((row < 0).any() | (row >= map_h).any() | (col < 0).any() | (col >= map_w).any()):
+            raise UsageError(f"starts lie outside layer {layer!r}'s {map_h}x{map_w} grid", "pass the scan's argmax cells")
+    pairs = PairPeaks(pair_image, pair_unit, row, col, value, value if scale == "activation" else torch.ones_like(value))
+    job = Projection(module, layer, rule, max_batch, max_memory_mb)
+    plan = plan_units(module, layer, (channels, height, width), crop)
+    if plan.whole or not _project_crops(job, x, pairs, plan, result):
+        result.zero_()
+        _project_pair_images(job, x, pairs, result)
+    return result
+
+
+def _project_crops(job: Projection, x: torch.Tensor, pairs: PairPeaks, plan: UnitPlan, out: torch.Tensor) -> bool:
+    """Receptive-field crops of every pair, batched; fills ``out`` [P, C, H, W] in place.
+
+    Returns False (``out`` partly filled) where the crops cannot reproduce the
+    full image's activation, or the network's preprocessing cannot be cropped:
+    the caller projects whole images then.
+    """
+    module, layer, rule = job.module, job.layer, job.rule
+    _, _, height, width = x.shape
     ch, cw = plan.crop
-    y0 = _crop_starts(pair_row, plan.start[0], plan.size[0], plan.stride[0], ch, height)
-    x0 = _crop_starts(pair_col, plan.start[1], plan.size[1], plan.stride[1], cw, width)
-    rel_row = pair_row - torch.div(y0, plan.stride[0], rounding_mode="floor")
-    rel_col = pair_col - torch.div(x0, plan.stride[1], rounding_mode="floor")
-    expected = activations[pair_image, pair_unit, pair_row, pair_col]
+    y0 = _crop_starts(pairs.row, plan.start[0], plan.size[0], plan.stride[0], ch, height)
+    x0 = _crop_starts(pairs.col, plan.start[1], plan.size[1], plan.stride[1], cw, width)
+    rel_row = pairs.row - torch.div(y0, plan.stride[0], rounding_mode="floor")
+    rel_col = pairs.col - torch.div(x0, plan.stride[1], rounding_mode="floor")
+    expected = pairs.value
 
     # Where the network preprocesses the whole image before its first
     # convolution (e.g. per-image standardisation), crop the first conv's input
     # instead, and backpropagate through the preprocessing on whole images.
     entry, prefix = _entry_conv(module, x[:1])
     if prefix and entry is None:
-        _project_whole(job, x, peaks, result)
-        return result
+        return False
     source = x
     if prefix:
         with torch.no_grad():
             source = _entry_input(module, entry, x)
 
-    batch = max_batch or _batch_for_memory(
-        module, x[:1, :, :ch, :cw], layer, max_memory_mb,
+    batch = job.max_batch or _batch_for_memory(
+        module, x[:1, :, :ch, :cw], layer, job.max_memory_mb,
         # The preprocessing backward runs on one whole image per pair.
         extra_bytes=x[:1].numel() * x.element_size() * 8 if prefix else 0,
     )
     offsets_h = torch.arange(ch, device=x.device)
     offsets_w = torch.arange(cw, device=x.device)
-    for begin in range(0, pair_image.numel(), batch):
+    for begin in range(0, pairs.image.numel(), batch):
         part = slice(begin, begin + batch)
-        b = pair_image[part].numel()
+        b = pairs.image[part].numel()
         row_idx = (y0[part, None] + offsets_h)[:, :, None]  # [b, ch, 1]
         col_idx = (x0[part, None] + offsets_w)[:, None, :]  # [b, 1, cw]
-        image_idx = pair_image[part, None, None]
+        image_idx = pairs.image[part, None, None]
         crops = source[image_idx, :, row_idx, col_idx].permute(0, 3, 1, 2).contiguous().requires_grad_(True)
         with torch.enable_grad(), rectifier_rules(module, rule):
             if prefix:
@@ -460,33 +555,30 @@ def project_units(
                 # of the preprocessed image.
                 dummy = x[image_idx, :, row_idx, col_idx].permute(0, 3, 1, 2).contiguous()
                 with _replace_input(entry, crops):
-                    out = forward_to(module, dummy, layer)
+                    output = forward_to(module, dummy, layer)
             else:
-                out = forward_to(module, crops, layer)
-            picked = out[torch.arange(b, device=x.device), pair_unit[part], rel_row[part], rel_col[part]]
+                output = forward_to(module, crops, layer)
+            picked = output[torch.arange(b, device=x.device), pairs.unit[part], rel_row[part], rel_col[part]]
             # The crop must reproduce the full image's activation exactly; a
             # network with other non-local operations (global normalisation
             # after a conv, train-mode batch norm) would not: fall back then.
             exact = torch.allclose(
                 picked.detach(), expected[part], rtol=1e-4, atol=1e-5 * (1 + float(expected[part].abs().max()))
             )
-            if exact:
-                (grad,) = torch.autograd.grad(picked, crops, grad_outputs=pair_weight[part].to(picked.dtype))
-                if prefix:
-                    grad_source = source.new_zeros((b, *source.shape[1:]))
-                    grad_source[torch.arange(b, device=x.device)[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
-                    images = x[pair_image[part]].clone().requires_grad_(True)
-                    (grad_images,) = torch.autograd.grad(_entry_input(module, entry, images), images, grad_source)
-        if not exact:
-            result.zero_()
-            _project_whole(job, x, peaks, result)
-            return result
+            if not exact:
+                return False
+            (grad,) = torch.autograd.grad(picked, crops, grad_outputs=pairs.weight[part].to(picked.dtype))
+            if prefix:
+                grad_source = source.new_zeros((b, *source.shape[1:]))
+                grad_source[torch.arange(b, device=x.device)[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
+                images = x[pairs.image[part]].clone().requires_grad_(True)
+                (grad_images,) = torch.autograd.grad(_entry_input(module, entry, images), images, grad_source)
         pair = torch.arange(begin, begin + b, device=x.device)
         if prefix:
-            flat_result[pair] = grad_images
+            out[pair] = grad_images
         else:
-            flat_result[pair[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
-    return result
+            out[pair[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
+    return True
 
 
 _ENTRY_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
@@ -574,6 +666,25 @@ def _project_whole(job: Projection, x: torch.Tensor, peaks: UnitPeaks, result: t
                 result[part, k] = grad
 
 
+def _project_pair_images(job: Projection, x: torch.Tensor, pairs: PairPeaks, result: torch.Tensor) -> None:
+    """Whole images, one copy per pair: a forward and one backward per chunk of pairs.
+
+    Fills ``result`` [P, C, H, W] in place. Each batch element is its own
+    computation (the model is in eval mode), so pair p is the projection of
+    its unit on its image alone.
+    """
+    per_image = _activation_bytes(job.module, x[:1], job.layer)
+    chunk = job.max_batch or max(1, int(job.max_memory_mb * 2**20 // max(per_image * 3, 1)))
+    for begin in range(0, pairs.image.numel(), chunk):
+        part = slice(begin, begin + chunk)
+        xs = x[pairs.image[part]].detach().clone().requires_grad_(True)
+        with torch.enable_grad(), rectifier_rules(job.module, job.rule):
+            out = forward_to(job.module, xs, job.layer)
+            picked = out[torch.arange(xs.shape[0], device=x.device), pairs.unit[part], pairs.row[part], pairs.col[part]]
+            (grad,) = torch.autograd.grad(picked, xs, grad_outputs=pairs.weight[part].to(picked.dtype))
+        result[part] = grad
+
+
 def _activation_bytes(module: nn.Module, x: torch.Tensor, layer: str) -> int:
     """Bytes of all module outputs of one forward pass of ``x`` up to ``layer``."""
     total = [0]
@@ -603,6 +714,7 @@ __all__ = [
     "check_rectifiers",
     "forward_to",
     "plan_units",
+    "project_unit_pairs",
     "project_units",
     "rectifier_rules",
 ]

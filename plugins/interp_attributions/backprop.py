@@ -125,6 +125,40 @@ class _RectifierMethod(Attribution):
         )
 
 
+    def attribute_unit_pairs(
+        self,
+        module: nn.Module,
+        inputs: torch.Tensor,
+        layer: str,
+        images: Sequence[int],
+        units: Sequence[int],
+        starts: tuple[Any, Any, Any] | None = None,
+    ) -> torch.Tensor:
+        """[P, C, H, W]: unit ``units[p]`` projected from its maximum over ``inputs[images[p]]``.
+
+        The same maps as :meth:`attribute_units` one pair at a time, with all
+        pairs of the call in a few batched receptive-field crops; with
+        ``starts`` (a unit scan's argmax cells and maxima, [P] each) no image
+        goes through the network whole.
+        """
+        from ._rectifier import project_unit_pairs
+
+        self._check(module, inputs)
+        return project_unit_pairs(
+            module,
+            inputs,
+            layer,
+            images,
+            units,
+            self.rule,
+            starts=starts,
+            max_batch=self.max_batch,
+            max_memory_mb=self.max_memory_mb,
+            crop=self.crop,
+            scale=self.scale,
+        )
+
+
 class Deconvolution(_RectifierMethod):
     """Zeiler & Fergus deconvnet: the backward signal is rectified at every ReLU."""
 

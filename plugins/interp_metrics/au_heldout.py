@@ -92,7 +92,17 @@ def _dilate(masks: np.ndarray, tolerance: int) -> np.ndarray:
 
 
 class _Localiser:
-    """Peaks (mask pixels) of (layer, unit) on frames, computed once and cached."""
+    """Peaks (mask pixels) of (layer, unit) on frames, computed once and cached.
+
+    :meth:`locate` projects every (frame, unit) pair it is given for one layer
+    through :meth:`Attribution.attribute_unit_pairs`, in a few calls, instead
+    of one projection call per unit: the per-call cost of a projection method
+    (a forward pass to the layer, hooks, memory sizing) is what dominates when
+    each unit has only some tens of frames.
+    """
+
+    #: bytes of projections [P, C, H, W] held at once (pairs per call follow from it).
+    max_bytes: int = 256 * 2**20
 
     def __init__(self, model, dataset, scan, method, locate: str, batch_size: int):
         self.model, self.dataset, self.scan = model, dataset, scan
@@ -102,42 +112,75 @@ class _Localiser:
         self._centres: dict[str, np.ndarray | None] = {}
 
     def peaks(self, layer: str, unit: int, frames: list[int], mask_shape: tuple[int, int]) -> dict[int, tuple[int, int]]:
-        known = self.cache.setdefault((layer, unit), {})
-        missing = [f for f in frames if f not in known]
-        if missing:
-            known.update(self._locate(layer, unit, missing, mask_shape))
+        """{frame: (y, x)} mask pixel of the unit's peak on each of ``frames``."""
+        known = self.cache.get((layer, unit), {})
+        if any(f not in known for f in frames):
+            self.locate_all({(layer, unit): frames}, mask_shape)
+            known = self.cache[(layer, unit)]
         return {f: known[f] for f in frames}
 
-    def _locate(self, layer, unit, frames, mask_shape):
-        input_size = tuple(self.scan.input_size or self.model.input_size)
-        _, in_h, in_w = input_size
-        out: dict[int, tuple[int, int]] = {}
-        if self.locate == "receptive-field":
-            from .au_distance import AUDistance
+    def locate_all(self, needs: dict[tuple[str, int], Any], mask_shape: tuple[int, int], report: Any = None) -> None:
+        """Locate every (layer, unit) of ``needs`` on its frames; ``report(pairs done)`` after each call."""
+        missing: dict[str, list[tuple[int, int]]] = {}  # layer -> (frame, unit), frame-major
+        for (layer, unit), frames in needs.items():
+            known = self.cache.setdefault((layer, unit), {})
+            missing.setdefault(layer, []).extend((f, unit) for f in frames if f not in known)
+        done = 0
+        for layer, pairs in missing.items():
+            pairs = sorted(set(pairs))
+            parts = [pairs] if self.locate == "receptive-field" else self._parts(pairs)
+            for part in parts:
+                if self.locate == "receptive-field":
+                    self._locate_centres(layer, part, mask_shape)
+                else:
+                    self._locate_peaks(layer, part, mask_shape)
+                done += len(part)
+                if report is not None:
+                    report(done)
 
-            if layer not in self._centres:
-                self._centres.update(AUDistance._centres(self.model, self.scan, {layer}))
-            table = self._centres[layer]
-            for frame in frames:
-                if table is None:
-                    continue
-                out[frame] = AUDistance._locate(table, self.scan.argmax[layer][frame, unit], mask_shape, input_size)
-            return out
-        # All frames in one call: the method batches itself, and each call has a fixed cost.
-        for part in [frames]:
-            images = _bulk_images(self.dataset, self.scan.indices[part])
-            inputs = self.model.to_input(images)
-            projection = self.method.attribute_units(self.model.module, inputs, layer, [unit])[:, 0]
-            self.projections += len(part)
-            strength = projection.detach().abs().sum(dim=1).cpu().numpy()  # [n, H, W]
-            flat = strength.reshape(len(part), -1).argmax(axis=1)
-            ys, xs = np.divmod(flat, strength.shape[2])
-            for frame, y, x in zip(part, ys.tolist(), xs.tolist()):
-                # The model input may be a resized copy of the image: map pixel centres across.
-                my = min(max(round((y + 0.5) * mask_shape[0] / in_h - 0.5), 0), mask_shape[0] - 1)
-                mx = min(max(round((x + 0.5) * mask_shape[1] / in_w - 0.5), 0), mask_shape[1] - 1)
-                out[frame] = (my, mx)
-        return out
+    def _parts(self, pairs: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+        channels, in_h, in_w = tuple(self.scan.input_size or self.model.input_size)
+        per_pair = max(1, channels * in_h * in_w * 4)
+        size = max(1, self.max_bytes // per_pair)
+        return [pairs[start : start + size] for start in range(0, len(pairs), size)]
+
+    def _locate_centres(self, layer: str, pairs: list[tuple[int, int]], mask_shape: tuple[int, int]) -> None:
+        from .au_distance import AUDistance
+
+        input_size = tuple(self.scan.input_size or self.model.input_size)
+        if layer not in self._centres:
+            self._centres.update(AUDistance._centres(self.model, self.scan, {layer}))
+        table = self._centres[layer]
+        if table is None:
+            return
+        for frame, unit in pairs:
+            self.cache[(layer, unit)][frame] = AUDistance._locate(
+                table, self.scan.argmax[layer][frame, unit], mask_shape, input_size
+            )
+
+    def _locate_peaks(self, layer: str, pairs: list[tuple[int, int]], mask_shape: tuple[int, int]) -> None:
+        """One projection call for ``pairs`` (frame, unit) of ``layer``: the peak of each |projection|."""
+        _, in_h, in_w = tuple(self.scan.input_size or self.model.input_size)
+        frames = sorted({frame for frame, _ in pairs})
+        position = {frame: i for i, frame in enumerate(frames)}
+        inputs = self.model.to_input(_bulk_images(self.dataset, self.scan.indices[frames]))
+        frame_of = np.asarray([f for f, _ in pairs], dtype=np.int64)
+        unit_of = np.asarray([u for _, u in pairs], dtype=np.int64)
+        # The scan already knows where each unit peaks: start the projections there.
+        cells = self.scan.argmax[layer][frame_of, unit_of]  # [P, 2]
+        starts = (cells[:, 0], cells[:, 1], self.scan.maxima[layer][frame_of, unit_of])
+        projection = self.method.attribute_unit_pairs(
+            self.model.module, inputs, layer, [position[f] for f in frame_of.tolist()], unit_of.tolist(), starts
+        )
+        self.projections += len(pairs)
+        strength = projection.detach().abs().sum(dim=1).cpu().numpy()  # [P, H, W]
+        flat = strength.reshape(len(pairs), -1).argmax(axis=1)
+        ys, xs = np.divmod(flat, strength.shape[2])
+        for (frame, unit), y, x in zip(pairs, ys.tolist(), xs.tolist()):
+            # The model input may be a resized copy of the image: map pixel centres across.
+            my = min(max(round((y + 0.5) * mask_shape[0] / in_h - 0.5), 0), mask_shape[0] - 1)
+            mx = min(max(round((x + 0.5) * mask_shape[1] / in_w - 0.5), 0), mask_shape[1] - 1)
+            self.cache[(layer, unit)][frame] = (my, mx)
 
 
 def _mask_shape(masks: dict) -> tuple[int, int]:
@@ -242,11 +285,14 @@ def heldout_mapping(
     input_size = tuple(scan.input_size or model.input_size)
     tolerance_cache: dict[str, int] = {}
     mask_cache: dict[tuple[int, int], np.ndarray | None] = {}
+    frame_masks: dict[int, dict | None] = {}  # a frame is decoded once, whichever of its AUs asks first
 
     def mask(frame: int, au: int) -> np.ndarray | None:
         key = (frame, au)
         if key not in mask_cache:
-            masks = dataset[int(scan.indices[frame])].localisation_masks()
+            if frame not in frame_masks:
+                frame_masks[frame] = dataset[int(scan.indices[frame])].localisation_masks()
+            masks = frame_masks[frame]
             found = None if masks is None else masks.get(au)
             mask_cache[key] = None if found is None else np.asarray(found, dtype=bool)
         return mask_cache[key]
@@ -280,14 +326,13 @@ def heldout_mapping(
             wanted = needs.setdefault((layer, unit), set())
             wanted.update(fr for fr in frames if mask(fr, au) is not None)
         plans[a] = (pool, sample, located_frames)
-    # One projection call per (layer, unit): the per-call cost of a projection method is large.
+    # Every (frame, unit) pair of a layer in a few projection calls (see _Localiser).
     from interpret_core.util.progress import start_task
 
-    report = start_task(progress, "locating unit peaks", len(needs)).set
-    for (layer, unit), frames in needs.items():
-        if frames:
-            localiser.peaks(layer, unit, sorted(frames), _mask_shape(mask_cache))
-        report(len(localiser.cache))
+    wanted_pairs = sum(len(frames) for frames in needs.values())
+    if wanted_pairs:
+        report = start_task(progress, "locating unit peaks", wanted_pairs).set
+        localiser.locate_all(needs, _mask_shape(mask_cache), report)
 
     # Pass 2: hits, chance and the shuffled-mask null per AU and pool unit.
     for a, (pool, sample, located_frames) in plans.items():
@@ -460,11 +505,15 @@ def _bootstrap(pool, selected, fold_candidates, table, in_group, fold_of, obs, p
     hits = np.nan_to_num(pool.hits, nan=0.0)
     fold_masks = np.stack([(fold_of == f) for f in range(k)]).astype(np.float64)  # [k, G]
     b_count = plan.bootstrap
-    # All folds in one call each: rows f*B..(f+1)*B-1 hold fold f's resamples.
-    auc_selection = stats.weighted_auc(values, in_group[None], (weights[None] * (1 - fold_masks)[:, None]).reshape(k * b_count, -1))
-    auc_held = stats.weighted_auc(values, in_group[None], (weights[None] * fold_masks[:, None]).reshape(k * b_count, -1))
-    auc_selection = auc_selection[:, 0, :].reshape(k, b_count, -1)
-    auc_held = auc_held[:, 0, :].reshape(k, b_count, -1)
+    # Per fold, the AUCs of every resample on the selection folds and on the held-out fold, each over
+    # its own observations only (the others would enter with weight 0: the same numbers, exactly, as
+    # the weights are counts, for a fraction of the work).
+    auc_selection = np.empty((k, b_count, len(pool.units)))
+    auc_held = np.empty((k, b_count, len(pool.units)))
+    for f in range(k):
+        held = fold_of == f
+        for rows, out in ((~held, auc_selection), (held, auc_held)):
+            out[f] = stats.weighted_auc(values[rows], in_group[None, rows], weights[:, rows])[:, 0, :]
     for f in range(k):
         delta = 2 * auc_selection[f] - 1  # [B, P]
         top = np.nanmax(np.where(np.isfinite(delta), delta, -np.inf), axis=1, keepdims=True)
