@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Model
 
 __all__ = [
-    "UnitScan", "scan_units", "cached_scan", "load_batch", "annotations",
+    "UnitScan", "scan_units", "cached_scan", "load_batch", "annotations", "scan_shards", "merge_scans",
     "grouping", "observations", "Observations", "STATISTICAL_UNITS",
 ]
 
@@ -433,6 +433,61 @@ def scan_units(
     )
 
 
+def scan_shards(indices: Sequence[int] | np.ndarray, batch_size: int, shards: int) -> list[np.ndarray]:
+    """``indices`` cut into at most ``shards`` consecutive pieces of whole batches.
+
+    Every piece but the last holds a multiple of ``batch_size`` images, so
+    each piece's batches are exactly the batches :func:`scan_units` forms
+    over all of ``indices``: scanning the pieces apart and :func:`merge_scans`
+    give the same arrays, bit for bit.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    batches = max(1, -(-len(indices) // batch_size))
+    per_shard = -(-batches // max(1, min(shards, batches)))
+    step = per_shard * batch_size
+    return [indices[start : start + step] for start in range(0, len(indices), step)]
+
+
+def merge_scans(parts: Sequence[UnitScan], top_k: int) -> UnitScan:
+    """One scan of consecutive pieces (:func:`scan_shards`), as if scanned in one pass.
+
+    Per-image maxima, argmaxima, AUs and emotions concatenate in order; each
+    unit's top-k is re-drawn from the pieces' top-k candidates by the same
+    rule as :func:`scan_units` (descending maximum, then the earlier image),
+    which is the top-k over all images because a piece's k best contain every
+    image of the piece that can be among the k best of all.
+    """
+    if not parts:
+        raise UsageError("no scans to merge", "scan at least one shard")
+    first = parts[0]
+    indices = np.concatenate([part.indices for part in parts]).astype(np.int64)
+    k = min(top_k, len(indices))
+    maxima = {layer: np.concatenate([part.maxima[layer] for part in parts]) for layer in first.layers}
+    argmax = {layer: np.concatenate([part.argmax[layer] for part in parts]) for layer in first.layers}
+    row_of = {int(index): row for row, index in enumerate(indices.tolist())}
+    topk: dict[str, np.ndarray] = {}
+    for layer in first.layers:
+        candidates = np.concatenate([part.topk[layer] for part in parts], axis=1)  # [U, sum of k's]
+        rows = np.vectorize(row_of.__getitem__, otypes=[np.int64])(candidates)
+        values = np.take_along_axis(maxima[layer].T, rows, axis=1)
+        empty_values, empty_index = np.empty((len(values), 0), dtype=np.float32), np.empty((len(values), 0), dtype=np.int64)
+        topk[layer] = _merge_topk(empty_values, empty_index, values, candidates, k)[1].astype(np.int64)
+    every_aus = all(part.aus is not None for part in parts)
+    every_emotion = all(part.emotions is not None for part in parts)
+    return UnitScan(
+        layers=list(first.layers),
+        indices=indices,
+        maxima=maxima,
+        argmax=argmax,
+        topk=topk,
+        shapes=dict(first.shapes),
+        aus=[aus for part in parts for aus in part.aus] if every_aus else None,  # type: ignore[union-attr]
+        emotions=np.concatenate([part.emotions for part in parts]).astype(np.int64) if every_emotion else None,  # type: ignore[misc]
+        input_size=first.input_size,
+        meta=dict(first.meta),
+    )
+
+
 #: Why a cached scan is not reused, by the first field of its key that differs.
 STALE_REASONS = {
     "data_fingerprint": "the data set's files changed",
@@ -486,6 +541,7 @@ def cached_scan(
     top_k: int = 9,
     progress: ProgressLike = None,
     on_stale: Callable[[str], None] | None = None,
+    scan: Callable[..., UnitScan] | None = None,
 ) -> tuple[UnitScan, bool]:
     """The scan of ``layers`` over ``indices``, reused from ``path`` or computed and saved there.
 
@@ -494,8 +550,10 @@ def cached_scan(
     code, ``top_k``, ``batch_size``), its layers and its indices are those
     asked for; otherwise ``on_stale(reason)`` is told why, and an unreadable
     file is recomputed.
-    Otherwise :func:`scan_units` runs and the result, with ``meta``, is saved
-    to ``path`` (atomically) for a later resume.
+    Otherwise :func:`scan_units` runs (or ``scan``, called with the same
+    arguments: e.g. the scan sharded over workers, which gives the same
+    arrays) and the result, with ``meta``, is saved to ``path`` (atomically)
+    for a later resume.
 
     Returns:
         (scan, whether it was reused).
@@ -521,7 +579,7 @@ def cached_scan(
             )
         if on_stale is not None:
             on_stale(reason)
-    scan = scan_units(model, dataset, layers, batch_size=batch_size, top_k=top_k, indices=indices, progress=progress)
-    scan.meta = meta
-    scan.save(path)
-    return scan, False
+    result = (scan or scan_units)(model, dataset, layers, batch_size=batch_size, top_k=top_k, indices=indices, progress=progress)
+    result.meta = meta
+    result.save(path)
+    return result, False

@@ -26,6 +26,9 @@ class InterpError(Exception):
     def __str__(self) -> str:  # the hint travels with the message outside the CLI too
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
 
+    def __reduce__(self):  # raised in a worker process, it reaches the command with its hint
+        return (type(self), (self.message, self.hint))
+
 
 class UsageError(InterpError):
     """Bad arguments or options: exit code 2."""

@@ -26,6 +26,9 @@ def bench_command(
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Add a row for every installed baseline map (methods with is_baseline: the score floors).")] = True,
     metric_option: params.MetricOption = [],
     batch_size: params.BatchSize = 32,
+    executor: params.Executor = "local",
+    workers: params.Workers = None,
+    scheduler: params.Scheduler = None,
     as_json: params.Json = False,
 ) -> None:
     """Score every method x metric on the same images: mean ± 95% CI and time per image.
@@ -36,12 +39,16 @@ def bench_command(
 
     Each (method, metric) cell is saved as soon as it is done; running the same
     command again reuses finished cells, so an interrupted bench resumes and a
-    new method only computes its own cells.
+    new method only computes its own cells. With --executor dask (--workers N
+    or --scheduler ADDRESS) each method's attributions and each cell is a Dask
+    task; finished cells are saved as they come back, so a re-run after a lost
+    worker or Ctrl-C resumes the same way, and the table is the same.
     """
     from interpret_core.workflows.bench import BenchConfig, parse_method_list, parse_metric_options, parse_names, render_table, run_bench
     from interpret_core.util.progress import progress_bar
-    from interpret_core.workflows.setup import choices_from_flags
+    from interpret_core.workflows.setup import choices_from_flags, executor_from_flags
 
+    executor_choice = executor_from_flags(executor, workers, scheduler)
     model_choice, data_choice = choices_from_flags(
         model=model, weights=weights, model_option=model_option, seed=seed, device=device,
         dataset=dataset, data_root=data_root, dataset_option=dataset_option,
@@ -62,6 +69,7 @@ def bench_command(
         baselines=baselines,
         batch_size=batch_size,
         metric_options=parse_metric_options(metric_option),
+        executor=executor_choice,
     )
     with progress_bar(transient=True) as progress:
         result = run_bench(config, progress=progress, status=info, warn=warn)

@@ -142,6 +142,29 @@ TopK = Annotated[int, typer.Option("--top-k", min=1, help="Images drawn per unit
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice the command makes; the same seed gives the same result.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")]
 
+# -- where the parallel work runs (interpret_core/workflows/executors.py) -------------------------
+Executor = Annotated[
+    str,
+    typer.Option(
+        "--executor", metavar="local|dask",
+        help="Where the command's independent tasks run: local (this machine) or dask (a Dask cluster; "
+        "needs the interp[dask] extra). Never changes the results.",
+    ),
+]
+Workers = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers", min=1,
+        help="Worker processes, one thread each: on this machine with --executor local, a Dask LocalCluster started "
+        "for the command with --executor dask [default: 1 (this process) for run and bench, min(2, CPUs) for train; "
+        "a plugin command says its own]. Never changes the results.",
+    ),
+]
+Scheduler = Annotated[
+    Optional[str],
+    typer.Option("--scheduler", metavar="ADDRESS", help="A running Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --executor dask)."),
+]
+
 
 # -- old spellings -------------------------------------------------------------------------------
 def _warn_legacy(old: str, new: str):
@@ -174,6 +197,10 @@ def merge_legacy(new: list[str] | None, old: list[str] | None) -> list[str]:
 LegacyMetricOption = legacy("--option", "--metric-option")
 LegacyMethodOption = legacy("--option", "--method-option")
 LegacyDatasetOption = legacy("--option", "--dataset-option")
+#: ``interp train --jobs N`` before 0.2: the local worker processes, now ``--workers N``.
+LegacyJobs = Annotated[
+    Optional[int], typer.Option("--jobs", min=1, hidden=True, callback=_warn_legacy("--jobs", "--workers"), help="Deprecated: use --workers.")
+]
 
 #: Old spellings accepted for one release, ``(command, old flag, new flag)``; CHANGELOG.md lists them.
 LEGACY_FLAGS: tuple[tuple[str, str, str], ...] = (
@@ -181,4 +208,5 @@ LEGACY_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("visualize", "--option", "--method-option"),
     ("data inspect", "--option", "--dataset-option"),
     ("data preview", "--option", "--dataset-option"),
+    ("train", "--jobs", "--workers"),
 )

@@ -73,6 +73,9 @@ def run_command(
     resume: params.Resume = False,
     batch_size: params.BatchSize = 64,
     seed: params.Seed = 0,
+    executor: params.Executor = "local",
+    workers: params.Workers = None,
+    scheduler: params.Scheduler = None,
     method_option: params.MethodOption = [],
     metric_option: params.MetricOption = [],
     legacy_option: params.LegacyMetricOption = [],
@@ -84,14 +87,16 @@ def run_command(
     project units (supports_units; `interp plugins` lists the methods);
     --limit N uses N images spread evenly over the data set; --out is the run
     folder (default: a new one under ./interp-runs/), --resume reuses the unit
-    scan cached there.
+    scan cached there. --executor dask (--workers N or --scheduler ADDRESS)
+    shards the unit scan over Dask workers; the results are the same.
     """
     from interpret_core.util.progress import progress_bar
     from interpret_core.workflows.run import RunConfig, run
     from interpret_core.registry.defaults import default
-    from interpret_core.workflows.setup import choices_from_flags
+    from interpret_core.workflows.setup import choices_from_flags, executor_from_flags
 
     method, metric = method or default("method"), metric or default("metric")
+    executor_choice = executor_from_flags(executor, workers, scheduler)
 
     model_choice, data_choice = choices_from_flags(
         model=model, weights=weights, model_option=model_option, seed=seed, device=device,
@@ -115,6 +120,7 @@ def run_command(
         batch_size=batch_size,
         metric_options=metric_options(metric, params.merge_legacy(metric_option, legacy_option)),
         seed=seed,
+        executor=executor_choice,
     )
     with progress_bar(transient=True) as progress:
         results = run(config, progress=progress, warn=warn)

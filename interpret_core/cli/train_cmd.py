@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -53,7 +53,10 @@ def train_command(
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Light augmentation (rotation, shift, scale, brightness, flips)."),
     cosine: bool = typer.Option(True, "--cosine/--constant-lr", help="Cosine learning-rate decay over --epochs, or a constant rate."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per fold; part of the recipe (results depend on it bit-wise)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", help="Folds trained at once in worker processes [default: min(2, CPUs)]; never changes results."),
+    executor: params.Executor = "local",
+    workers: params.Workers = None,
+    scheduler: params.Scheduler = None,
+    jobs: params.LegacyJobs = None,
     out: params.Out = ...,
     resume: params.Resume = False,
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier results in --out."),
@@ -64,7 +67,10 @@ def train_command(
     --subjects N uses only the first N subjects (sorted ids), for quick runs;
     --seed seeds folds, splits, initialisation, dropout, shuffling and
     augmentation; --out receives metrics.json, folds/, model.safetensors and
-    model.json, and --resume continues from its finished folds.
+    model.json, and --resume continues from its finished folds. Folds train
+    in parallel: --workers N local processes (default min(2, CPUs)), or Dask
+    tasks with --executor dask (--workers N or --scheduler ADDRESS); the
+    weights are the same byte for byte.
     """
     from interpret_core.workflows.training import TrainConfig, train
 
@@ -72,7 +78,7 @@ def train_command(
         from interpret_core.api.errors import UsageError
 
         raise UsageError("--resume and --overwrite contradict each other", "pass one of them")
-    from interpret_core.workflows.setup import choices_from_flags, check_data_root
+    from interpret_core.workflows.setup import check_data_root, choices_from_flags, executor_from_flags
 
     model_choice, data_choice = choices_from_flags(
         model=model, model_option=model_option, device=device, dataset=dataset, data_root=data_root, dataset_option=dataset_option,
@@ -111,15 +117,18 @@ def train_command(
             info(f"final model: {details['epochs']} epochs on all subjects")
 
     argv = sys.argv[1:] if Path(sys.argv[0]).name in ("interp", "interp.exe") else None
-    if jobs is None:
+    if jobs is not None:
+        if workers is not None:
+            from interpret_core.api.errors import UsageError
+
+            raise UsageError("--jobs and --workers say the same thing", "pass --workers N only")
+        workers = jobs
+    if workers is None and executor == "local":
         import os
 
-        jobs = min(2, os.cpu_count() or 1)
-    if jobs < 1:
-        from interpret_core.api.errors import UsageError
-
-        raise UsageError("--jobs must be at least 1", "e.g. --jobs 2")
-    result = train(config, out, resume=resume, overwrite=overwrite, callback=report, argv=argv, jobs=jobs)
+        workers = min(2, os.cpu_count() or 1)  # these nets train fastest as folds in parallel, one thread each
+    executor_choice = executor_from_flags(executor, workers, scheduler)
+    result = train(config, out, resume=resume, overwrite=overwrite, callback=report, argv=argv, executor=executor_choice)
     metrics = result.metrics
     summary = {
         "model": model,

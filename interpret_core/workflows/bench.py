@@ -185,6 +185,8 @@ class BenchConfig:
     baselines: bool = True
     batch_size: int = 32
     metric_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: where the attribution and cell tasks run (an ``ExecutorChoice``; None: this process); not part of the cell key
+    executor: Any = None
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -368,8 +370,8 @@ class Bench:
     def _attribution_path(self, spec: str) -> Path:
         return self.out / "attributions" / f"{slug(spec)}.npz"
 
-    def attributions(self, spec: str, method: Attribution) -> tuple[torch.Tensor, float]:
-        """(attributions float32 [N, C, H, W], seconds per image), cached on disk."""
+    def cached_attributions(self, spec: str) -> tuple[torch.Tensor, float] | None:
+        """(attributions float32 [N, C, H, W], seconds per image) of ``spec`` from ``attributions/``, if still current."""
         import torch
 
         if spec in self._attributions:
@@ -377,48 +379,31 @@ class Bench:
         fields = self.attribution_key_fields(spec)
         key = digest(fields)
         path = self._attribution_path(spec)
-        if path.is_file():
-            old_fields: Any = None
-            try:
-                with np.load(path, allow_pickle=False) as stored:
-                    if str(stored["key"]) == key:
-                        result = (torch.from_numpy(stored["attributions"].copy()), float(stored["seconds_per_image"]))
-                        self._attributions[spec] = result
-                        self.attributions_reused += 1
-                        return result
-                    old_fields = json.loads(str(stored["key_fields"])) if "key_fields" in stored else None
-            except (OSError, KeyError, ValueError):
-                pass  # unreadable or foreign cache: recompute
-            self._stale(path, old_fields, fields)
-        inputs, targets = self.prepared.inputs, self.prepared.targets
-        module = self.prepared.model.module
-        parts = []
-        task = start_task(self.progress, f"attributions {spec}", len(inputs))
-        start = time.perf_counter()
-        for first in range(0, len(inputs), self.config.batch_size):
-            part = slice(first, first + self.config.batch_size)
-            result = method.attribute(module, inputs[part].clone(), targets[part])
-            result = torch.as_tensor(result).detach().to(torch.float32).cpu()
-            if result.ndim == 3:
-                result = result[:, None]
-            expected = inputs[part].shape
-            if result.ndim != 4 or result.shape[0] != expected[0] or result.shape[-2:] != expected[-2:]:
-                raise InterpError(
-                    f"attribution {spec!r} returned shape {tuple(result.shape)} for inputs {tuple(expected)}",
-                    "an Attribution must return [N, C, H, W] like its inputs",
-                )
-            parts.append(result)
-            task.advance(result.shape[0])
-        seconds = (time.perf_counter() - start) / len(inputs)
-        task.close()
-        attributions = torch.cat(parts)
+        if not path.is_file():
+            return None
+        old_fields: Any = None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                if str(stored["key"]) == key:
+                    result = (torch.from_numpy(stored["attributions"].copy()), float(stored["seconds_per_image"]))
+                    self._attributions[spec] = result
+                    self.attributions_reused += 1
+                    return result
+                old_fields = json.loads(str(stored["key_fields"])) if "key_fields" in stored else None
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable or foreign cache: recompute
+        self._stale(path, old_fields, fields)
+        return None
+
+    def save_attributions(self, spec: str, attributions: torch.Tensor, seconds: float) -> None:
+        """Write the attributions of ``spec`` to ``attributions/`` (atomically), keyed for a later run."""
+        fields = self.attribution_key_fields(spec)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, attributions=attributions.numpy(), key=np.array(key), seconds_per_image=np.array(seconds),
+        np.savez_compressed(buffer, attributions=attributions.numpy(), key=np.array(digest(fields)), seconds_per_image=np.array(seconds),
                             key_fields=np.array(json.dumps(to_jsonable(fields), sort_keys=True)))
-        write_bytes(path, buffer.getvalue())
+        write_bytes(self._attribution_path(spec), buffer.getvalue())
         self.attributions_computed += 1
         self._attributions[spec] = (attributions, seconds)
-        return attributions, seconds
 
     # -- cells ------------------------------------------------------------------
     def _cell_path(self, spec: str, metric_name: str) -> Path:
@@ -448,64 +433,169 @@ class Bench:
             self._stale(path, cell.get("key_fields") if isinstance(cell, dict) else None, fields)
         return None
 
-    def compute_cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
-        import torch
-
-        attributions, _ = self.attributions(spec, method)
-        prepared = self.prepared
-        keep = np.ones(len(prepared.inputs), dtype=bool)
-        if metric.needs_masks:
-            keep = prepared.has_mask.copy()
-        rows = torch.as_tensor(np.flatnonzero(keep))
-        start = time.perf_counter()
-        scores = np.full(len(prepared.inputs), np.nan)
-        extras: dict[str, np.ndarray] = {}
-        if len(rows):
-            measured = metric.evaluate(
-                inputs=prepared.inputs[rows],
-                targets=prepared.targets[rows],
-                attributions=attributions[rows],
-                masks=prepared.masks[rows] if metric.needs_masks else None,
-                model=prepared.model.module,
-                method=method,
-            )
-            scores[keep] = measured.scores
-            for name, extra in measured.extras.items():
-                full = np.full(len(prepared.inputs), np.nan)
-                full[keep] = extra
-                extras[name] = full
-        seconds = time.perf_counter() - start
-        summary = mean_ci(scores[keep])
-        return {
-            "method": spec,
-            "metric": metric_name,
-            **summary,
-            "n_scored": int(keep.sum()),
-            "extras": {name: mean_ci(values[keep]) for name, values in extras.items()},
-            "scores": [None if not np.isfinite(v) else float(v) for v in scores],
-            "extra_scores": {name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in extras.items()},
-            "metric_seconds": seconds,
-            "options": metric_options(self.config, metric_name, metric),
-            "warnings": list(measured.warnings) if len(rows) else [],
-        }
-
-    def cell(self, spec: str, method: Attribution, metric_name: str, metric: AttributionMetric) -> dict[str, Any]:
-        """The (method, metric) cell: reused from disk if finished, else computed and saved at once."""
-        fields = self.cell_key_fields(spec, metric_name, metric)
-        key = digest(fields)
-        cached = self.cached_cell(spec, metric_name, key, fields)
-        if cached is not None:
-            self.reused += 1
-            cached["reused"] = True
-            return cached
-        cell = self.compute_cell(spec, method, metric_name, metric)
-        cell["key"] = key
+    def save_cell(self, spec: str, metric_name: str, fields: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any]:
+        """Write a computed cell to ``cells/`` at once (atomically), keyed by ``fields``."""
+        cell["key"] = digest(fields)
         cell["key_fields"] = fields
         write_json(self._cell_path(spec, metric_name), cell)
         self.computed += 1
         cell["reused"] = False
         return cell
 
+
+def attribute_all(
+    module: Any, inputs: torch.Tensor, targets: torch.Tensor, spec: str, method: Attribution, batch_size: int,
+    progress: ProgressLike = None,
+) -> tuple[torch.Tensor, float]:
+    """(attributions float32 [N, C, H, W] on the CPU, seconds per image) of ``method`` for every image, in batches."""
+    import torch
+
+    parts = []
+    task = start_task(progress, f"attributions {spec}", len(inputs))
+    start = time.perf_counter()
+    for first in range(0, len(inputs), batch_size):
+        part = slice(first, first + batch_size)
+        result = method.attribute(module, inputs[part].clone(), targets[part])
+        result = torch.as_tensor(result).detach().to(torch.float32).cpu()
+        if result.ndim == 3:
+            result = result[:, None]
+        expected = inputs[part].shape
+        if result.ndim != 4 or result.shape[0] != expected[0] or result.shape[-2:] != expected[-2:]:
+            raise InterpError(
+                f"attribution {spec!r} returned shape {tuple(result.shape)} for inputs {tuple(expected)}",
+                "an Attribution must return [N, C, H, W] like its inputs",
+            )
+        parts.append(result)
+        task.advance(result.shape[0])
+    seconds = (time.perf_counter() - start) / len(inputs)
+    task.close()
+    return torch.cat(parts), seconds
+
+
+def score_cell(
+    spec: str, method: Attribution, metric_name: str, metric: AttributionMetric, options: dict[str, Any],
+    attributions: torch.Tensor, model: Model, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, has_mask: np.ndarray,
+) -> dict[str, Any]:
+    """Score every image of the selection with ``metric`` (only those with masks for localisation metrics); the cell's record."""
+    import torch
+
+    keep = np.ones(len(inputs), dtype=bool)
+    if metric.needs_masks:
+        keep = has_mask.copy()
+    rows = torch.as_tensor(np.flatnonzero(keep))
+    start = time.perf_counter()
+    scores = np.full(len(inputs), np.nan)
+    extras: dict[str, np.ndarray] = {}
+    if len(rows):
+        measured = metric.evaluate(
+            inputs=inputs[rows],
+            targets=targets[rows],
+            attributions=attributions[rows],
+            masks=masks[rows] if metric.needs_masks else None,
+            model=model.module,
+            method=method,
+        )
+        scores[keep] = measured.scores
+        for name, extra in measured.extras.items():
+            full = np.full(len(inputs), np.nan)
+            full[keep] = extra
+            extras[name] = full
+    seconds = time.perf_counter() - start
+    summary = mean_ci(scores[keep])
+    return {
+        "method": spec,
+        "metric": metric_name,
+        **summary,
+        "n_scored": int(keep.sum()),
+        "extras": {name: mean_ci(values[keep]) for name, values in extras.items()},
+        "scores": [None if not np.isfinite(v) else float(v) for v in scores],
+        "extra_scores": {name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in extras.items()},
+        "metric_seconds": seconds,
+        "options": options,
+        "warnings": list(measured.warnings) if len(rows) else [],
+    }
+
+
+# -- bench tasks (interpret_core.workflows.executors) ----------------------------------------
+@dataclasses.dataclass
+class BenchTasks:
+    """What every bench task needs, sent to the workers once.
+
+    The model goes by its weights file and sha256 (each worker loads and
+    checks it once, :func:`~interpret_core.workflows.setup.load_shared_model`);
+    the selection's inputs, predicted targets and masks go as arrays: they are
+    the ``--limit`` images the bench scores, a few MB. In this process
+    ``local`` holds the live model, tensors, methods and metrics instead (never pickled).
+    """
+
+    model: Any  # SharedModel
+    inputs: np.ndarray  # float32 [N, C, H, W]
+    targets: np.ndarray  # int64 [N]
+    masks: np.ndarray  # bool [N, H, W]
+    has_mask: np.ndarray  # bool [N]
+    batch_size: int
+    metric_options: dict[str, dict[str, Any]]
+    options: dict[str, dict[str, Any]]  # per metric, as recorded in its cells (metric_options overlaid by the metric's own)
+    local: dict[str, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "local": None}
+
+    def tensors(self) -> tuple[Model, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(model, inputs, targets, masks), the inputs and targets on the model's device."""
+        if self.local is None:
+            import torch
+
+            from interpret_core.workflows.setup import load_shared_model
+
+            model = load_shared_model(self.model)
+            self.local = {"prepared": (model, torch.from_numpy(self.inputs).to(model.device),
+                                       torch.from_numpy(self.targets).to(model.device), torch.from_numpy(self.masks)),
+                          "methods": {}, "metrics": {}}
+        return self.local["prepared"]
+
+    def method(self, spec: str) -> Attribution:
+        self.tensors()
+        methods = self.local["methods"]  # type: ignore[index]
+        if spec not in methods:
+            methods[spec] = make_method(spec)
+        return methods[spec]
+
+    def metric(self, name: str) -> AttributionMetric:
+        from interpret_core.registry.loader import get_attribution_metric
+
+        self.tensors()
+        metrics = self.local["metrics"]  # type: ignore[index]
+        if name not in metrics:
+            metrics[name] = get_attribution_metric(name, **self.metric_options.get(name, {}))
+        return metrics[name]
+
+
+def _outcome(function: Any, *args: Any) -> tuple[Any, BaseException | None]:
+    """(result, None), or (None, the exception) so one failed method or cell does not stop the others."""
+    import pickle
+
+    try:
+        return function(*args), None
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, which decides
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001 - an exception that cannot travel back from a worker
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        return None, exc
+
+
+def _attribution_task(item: tuple[str, ProgressLike], tasks: BenchTasks) -> tuple[Any, BaseException | None]:
+    spec, progress = item
+    model, inputs, targets, _ = tasks.tensors()
+    return _outcome(lambda: attribute_all(model.module, inputs, targets, spec, tasks.method(spec), tasks.batch_size, progress))
+
+
+def _cell_task(item: tuple[str, str, Any], tasks: BenchTasks) -> tuple[Any, BaseException | None]:
+    spec, metric_name, attributions = item
+    model, inputs, targets, masks = tasks.tensors()
+    return _outcome(lambda: score_cell(spec, tasks.method(spec), metric_name, tasks.metric(metric_name), tasks.options[metric_name],
+                                       attributions, model, inputs, targets, masks, tasks.has_mask))
 
 
 def metric_options(config: BenchConfig, name: str, metric: AttributionMetric) -> dict[str, Any]:
@@ -572,7 +662,8 @@ def run_bench(config: BenchConfig, progress: ProgressLike = None, status: Any = 
 
 def _run_bench(config: BenchConfig, progress: Any, status: Any, warn: Any, claims: contextlib.ExitStack) -> dict[str, Any]:
     from interpret_core.registry.defaults import default
-    from interpret_core.workflows.setup import model_name
+    from interpret_core.workflows.executors import open_executor
+    from interpret_core.workflows.setup import ModelChoice, model_name, shared_model
 
     config = dataclasses.replace(config, model=model_name(config.model, config.weights), dataset=config.dataset or default("dataset"))
     config.validate()
@@ -594,57 +685,95 @@ def _run_bench(config: BenchConfig, progress: Any, status: Any, warn: Any, claim
 
     examples = example_positions(prepared.has_mask, prepared.subjects)
     example_maps: dict[str, np.ndarray] = {}
+    methods: dict[str, Attribution] = {}
     for spec in specs:
         try:
-            method = make_method(spec)
+            methods[spec] = make_method(spec)
         except UsageError as exc:
             if not skip_failures:
                 raise
             # e.g. the generic 'captum' adapter, which needs a class name: not a method on its own
             needs_options[spec] = exc.message
             cells_task.advance(len(metrics))
-            continue
-        try:
-            maps, seconds = bench.attributions(spec, method)
-            example_maps[spec] = maps[examples].sum(dim=1).numpy()
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:
-            if not skip_failures or method.is_baseline:
+    model_choice = ModelChoice(config.model, config.weights, config.model_options, config.seed, config.device)
+    tasks = BenchTasks(
+        model=shared_model(prepared.model, model_choice),
+        inputs=prepared.inputs.cpu().numpy(), targets=prepared.targets.cpu().numpy(), masks=prepared.masks.cpu().numpy(),
+        has_mask=prepared.has_mask, batch_size=config.batch_size, metric_options=config.metric_options,
+        options={name: metric_options(config, name, metric) for name, metric in metrics.items()},
+        local={"prepared": (prepared.model, prepared.inputs, prepared.targets, prepared.masks), "methods": methods, "metrics": metrics},
+    )
+    attributions: dict[str, tuple[Any, float]] = {}
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    with open_executor(config.executor) as executor:
+        shared = (executor.share(tasks),)
+        # Step 4: the attributions of each method (one task per method not cached), saved as they come.
+        for spec in methods:
+            cached = bench.cached_attributions(spec)
+            if cached is not None:
+                attributions[spec] = cached
+        todo = [spec for spec in methods if spec not in attributions]
+        items = [(spec, progress if executor.in_process else None) for spec in todo]
+        for position, (result, exc) in executor.map(_attribution_task, items, shared=shared, name="attributions of method"):
+            spec = todo[position]
+            if exc is None:
+                bench.save_attributions(spec, *result)
+                attributions[spec] = result
+                continue
+            if not skip_failures or methods[spec].is_baseline:
                 if isinstance(exc, InterpError):
-                    raise
+                    raise exc
                 raise InterpError(f"attribution {spec!r} failed on model {config.model!r}: {type(exc).__name__}: {exc}",
                                   "drop it from --methods, or run with INTERP_DEBUG=1 for the traceback") from exc
             skipped[spec] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
             if warn:
                 warn(f"skipping method {spec!r}: {skipped[spec]}")
             cells_task.advance(len(metrics))
-            continue
-        row = {"method": spec, "baseline": bool(method.is_baseline), "signed": bool(method.signed),
-               "multiplies_by_inputs": bool(method.multiplies_by_inputs), "time_per_image_s": seconds, "cells": {}}
-        for metric_name, metric in metrics.items():
-            try:
-                cell = bench.cell(spec, method, metric_name, metric)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                if isinstance(exc, UsageError) and not isinstance(exc, CapabilityError):
-                    raise
-                message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+        # Step 5: every (method, metric) cell not cached is a task; each is saved the moment it comes back.
+        pending: list[tuple[str, str, dict[str, Any]]] = []
+        for spec in (spec for spec in methods if spec in attributions):
+            for metric_name, metric in metrics.items():
+                fields = bench.cell_key_fields(spec, metric_name, metric)
+                cached_cell = bench.cached_cell(spec, metric_name, digest(fields), fields)
+                if cached_cell is None:
+                    pending.append((spec, metric_name, fields))
+                    continue
+                bench.reused += 1
+                cells[(spec, metric_name)] = {**cached_cell, "reused": True}
+                cells_task.advance()
+        maps = {spec: executor.share(attributions[spec][0]) for spec in dict.fromkeys(spec for spec, _, _ in pending)}
+        items = [(spec, metric_name, maps[spec]) for spec, metric_name, _ in pending]
+        for position, (cell, exc) in executor.map(_cell_task, items, shared=shared, name="bench cell"):
+            spec, metric_name, fields = pending[position]
+            if exc is None:
+                cells[(spec, metric_name)] = bench.save_cell(spec, metric_name, fields, cell)
+            elif isinstance(exc, UsageError) and not isinstance(exc, CapabilityError):
+                raise exc
+            else:
                 cell = {"method": spec, "metric": metric_name, "mean": math.nan,
                         "ci_low": math.nan, "ci_high": math.nan, "n": 0, "reused": False}
                 if isinstance(exc, CapabilityError):  # the metric does not apply to this method (e.g. completeness)
                     cell["not_applicable"] = getattr(exc, "message", str(exc))
                 else:
-                    cell["error"] = message
-                    failed_cells.append({"method": spec, "metric": metric_name, "error": message})
-                    if warn:
-                        warn(f"cell {spec} x {metric_name} failed: {message}")
+                    cell["error"] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+                cells[(spec, metric_name)] = cell
+            cells_task.advance()
+    # The table, in method and metric order whatever order the tasks finished in.
+    for spec in (spec for spec in methods if spec in attributions):
+        method, (maps_of_spec, seconds) = methods[spec], attributions[spec]
+        example_maps[spec] = maps_of_spec[examples].sum(dim=1).numpy()
+        row = {"method": spec, "baseline": bool(method.is_baseline), "signed": bool(method.signed),
+               "multiplies_by_inputs": bool(method.multiplies_by_inputs), "time_per_image_s": seconds, "cells": {}}
+        for metric_name in metrics:
+            cell = cells[(spec, metric_name)]
+            if cell.get("error"):
+                failed_cells.append({"method": spec, "metric": metric_name, "error": cell["error"]})
+                if warn:
+                    warn(f"cell {spec} x {metric_name} failed: {cell['error']}")
             for message in cell.get("warnings") or ():
                 if warn:
                     warn(message)
             row["cells"][metric_name] = {k: v for k, v in cell.items() if k not in ("scores", "extra_scores", "key", "key_fields")}
-            cells_task.advance()
         undefined = {m: c.get("n_undefined", 0) for m, c in row["cells"].items() if c.get("n_undefined")}
         if undefined and warn:
             warn(f"method {spec!r} has undefined maps (constant, NaN or inf), left out of its means: "

@@ -87,6 +87,8 @@ class RunConfig:
     metric_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: seeds torch before the model is built, so an untrained model is the same every run
     seed: int = 0
+    #: where the scan's shards run (``--executor``/``--workers``/``--scheduler``; None: this process); never changes results
+    executor: Any = None
 
 
 def with_defaults(config: RunConfig) -> RunConfig:
@@ -184,7 +186,9 @@ def run(config: RunConfig, progress: ProgressLike = None, warn: Any = None) -> d
 def _run(config: RunConfig, progress: Any, claims: contextlib.ExitStack, warn: Any) -> dict[str, Any]:
     from interpret_core.nn.hooks import resolve_layer
     from interpret_core.registry.loader import get_unit_metric
-    from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data
+    from interpret_core.workflows.executors import open_executor
+    from interpret_core.workflows.setup import DataChoice, ModelChoice, load_model_and_data, shared_model
+    from interpret_core.workflows.sharded_scan import sharded_scanner
     from interpret_core.analysis.sampling import even_indices
     from interpret_core.analysis.unit_scan import cached_scan
     from interpret_core.nn.weights import state_dict_sha256
@@ -197,10 +201,9 @@ def _run(config: RunConfig, progress: Any, claims: contextlib.ExitStack, warn: A
     if config.top_k < 1:
         raise UsageError(f"--top-k must be >= 1, got {config.top_k}", "pass e.g. --top-k 9")
     out = _prepare_out(config, claims)  # locked before any work; removed again if nothing gets written
-    model, dataset = load_model_and_data(
-        ModelChoice(config.model, config.weights, config.model_options, config.seed, config.device),
-        DataChoice(config.dataset, config.data_root, config.dataset_options),
-    )
+    model_choice = ModelChoice(config.model, config.weights, config.model_options, config.seed, config.device)
+    data_choice = DataChoice(config.dataset, config.data_root, config.dataset_options)
+    model, dataset = load_model_and_data(model_choice, data_choice)
     layers = list(config.layers) if config.layers else list(model.layers)
     for layer in layers:
         resolve_layer(model.module, layer, model.layers)
@@ -237,10 +240,12 @@ def _run(config: RunConfig, progress: Any, claims: contextlib.ExitStack, warn: A
         if warn is not None:
             warn(f"{out / SCAN_FILE} is stale, so the scan is recomputed ({reason})")
 
-    scan, reused = cached_scan(
-        out / SCAN_FILE, model, dataset, layers, indices=indices, meta=meta, resume=config.resume,
-        batch_size=config.batch_size, top_k=config.top_k, progress=progress, on_stale=stale,
-    )
+    with open_executor(config.executor) as executor:
+        scan, reused = cached_scan(
+            out / SCAN_FILE, model, dataset, layers, indices=indices, meta=meta, resume=config.resume,
+            batch_size=config.batch_size, top_k=config.top_k, progress=progress, on_stale=stale,
+            scan=sharded_scanner(executor, shared_model(model, model_choice), data_choice),
+        )
     reason = reasons[0] if reasons else None
     timings["scan_s"] = time.perf_counter() - t0
 

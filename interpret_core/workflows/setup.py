@@ -12,6 +12,11 @@ the same flags mean the same thing and the same mistake gives the same error
 - a ``--weights`` or ``--data-root`` that does not exist is a usage error.
 - ``--device`` (default ``cpu``) is checked here, before anything loads, and
   the model is moved there; the workflows' tensors follow ``model.device``.
+- ``--executor``, ``--workers`` and ``--scheduler`` become one
+  :class:`~interpret_core.workflows.executors.ExecutorChoice`
+  (:func:`executor_from_flags`); a workflow opens it with
+  :func:`~interpret_core.workflows.executors.open_executor`, and a worker
+  loads the command's model with :func:`load_shared_model`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from interpret_core.registry.defaults import default
 
 if TYPE_CHECKING:  # pragma: no cover
     from interpret_core.api.interfaces import Dataset, Model
+    from interpret_core.workflows.executors import ExecutorChoice
 
 @dataclasses.dataclass(frozen=True)
 class ModelChoice:
@@ -141,3 +147,73 @@ def choices_from_flags(
             options=parse_options(list(dataset_option), where="--dataset-option", example="include_neutral=false"),
         ),
     )
+
+
+def executor_from_flags(executor: str = "local", workers: int | None = None, scheduler: str | None = None) -> ExecutorChoice:
+    """``--executor``, ``--workers`` and ``--scheduler`` as one choice, checked (a contradiction is a usage error)."""
+    from interpret_core.workflows.executors import ExecutorChoice
+
+    choice = ExecutorChoice(kind=executor, workers=workers, scheduler=scheduler)
+    choice.validate()
+    return choice
+
+
+# -- the model on a worker -------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SharedModel:
+    """What a worker needs to load the command's model itself: its choice and the weights' sha256.
+
+    The weights travel as a path (``choice.weights``, or the plugin's shipped
+    file), not as tensors: every worker loads them once and checks that the
+    state dict's sha256 is the one the command loaded, so a worker that sees
+    another file (another machine, another interp version) fails loudly
+    instead of scoring another network.
+    """
+
+    choice: ModelChoice
+    sha256: str
+
+
+_WORKER_MODELS: dict[str, Model] = {}
+
+
+def shared_model(model: Model, choice: ModelChoice) -> SharedModel:
+    """The :class:`SharedModel` of ``model``, loaded from ``choice`` in this process."""
+    from interpret_core.nn.weights import state_dict_sha256
+
+    return SharedModel(choice, state_dict_sha256(model.module))
+
+
+def load_shared_model(shared: SharedModel) -> Model:
+    """The model of ``shared``, loaded once per worker process; WeightsError if its weights differ."""
+    from interpret_core.api.errors import WeightsError
+    from interpret_core.nn.weights import state_dict_sha256
+
+    key = f"{shared.sha256}:{shared.choice!r}"
+    model = _WORKER_MODELS.get(key)
+    if model is None:
+        model = load_model(shared.choice)
+        found = state_dict_sha256(model.module)
+        if found != shared.sha256:
+            raise WeightsError(
+                f"a worker loaded other weights for model {shared.choice.name!r} "
+                f"(sha256 {found[:12]}..., the command's {shared.sha256[:12]}...) from {shared.choice.weights or 'the shipped file'}",
+                "workers must see the same --weights file and the same interp version as the command",
+            )
+        _WORKER_MODELS.clear()  # one model per worker process at a time
+        _WORKER_MODELS[key] = model
+    return model
+
+
+_WORKER_DATASETS: dict[str, Dataset] = {}
+
+
+def load_shared_dataset(choice: DataChoice) -> Dataset:
+    """The data set of ``choice``, opened once per worker process (workers get its root, never its images)."""
+    key = repr(choice)
+    dataset = _WORKER_DATASETS.get(key)
+    if dataset is None:
+        dataset = load_dataset(choice)
+        _WORKER_DATASETS.clear()
+        _WORKER_DATASETS[key] = dataset
+    return dataset

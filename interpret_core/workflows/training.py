@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import math
 import shlex
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -50,6 +49,7 @@ from interpret_core.util.io import claim_output_dir, read_json, write_json
 from interpret_core.util.progress import Progress, TaskId
 
 if TYPE_CHECKING:  # pragma: no cover
+    from interpret_core.workflows.executors import Executor, ExecutorChoice
     import torch
 
     from interpret_core.api.interfaces import Dataset, Model
@@ -695,83 +695,30 @@ def _run_fold(job: FoldJob, split: FoldSplit, on_epoch: EpochCallback | None) ->
     }
 
 
-FoldStarted = Callable[[int], None]
-FoldEpoch = Callable[[int, dict[str, Any]], None]
-FoldRecords = Generator[tuple[int, dict[str, Any]], None, None]
+def _fold_task(split: FoldSplit, job: FoldJob) -> dict[str, Any]:
+    """One fold as an executor task: seeded on its own, ``config.threads`` threads, deterministic kernels.
 
-
-def _folds_in_process(job: FoldJob, pending: list[FoldSplit], on_start: FoldStarted, on_epoch: FoldEpoch) -> FoldRecords:
-    """Yield (fold index, record) for each pending fold, one after the other, in this process."""
-    for split in pending:
-        on_start(split.index)
-        yield split.index, _run_fold(job, split, functools.partial(on_epoch, split.index))
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(job: FoldJob, queue: Any) -> None:
-    import torch
-
-    if job.config.threads is not None:
-        torch.set_num_threads(job.config.threads)
-    torch.use_deterministic_algorithms(True)
-    _WORKER.update(job=job, queue=queue)
-
-
-def _worker_fold(split: FoldSplit) -> tuple[int, dict[str, Any]]:
-    queue = _WORKER["queue"]
-    queue.put(("start", split.index, None))
-    record = _run_fold(_WORKER["job"], split, lambda r: queue.put(("epoch", split.index, r)))
-    return split.index, record
-
-
-def _folds_in_workers(
-    job: FoldJob, pending: list[FoldSplit], workers: int, on_start: FoldStarted, on_epoch: FoldEpoch
-) -> FoldRecords:
-    """Yield (fold index, record) as worker processes finish the pending folds.
-
-    Each fold is seeded on its own and runs with ``config.threads`` threads
-    either way, so the records equal those of :func:`_folds_in_process`
-    (tested). Workers are spawned (never forked: a forked OpenMP runtime can
-    hang), so a script that calls :func:`train` with ``jobs > 1`` needs the
-    usual ``if __name__ == "__main__":`` guard.
+    So a fold's record is the same wherever it runs (this process, a local
+    worker, a Dask worker; tested). Start and epochs are reported with
+    :func:`~interpret_core.workflows.executors.emit`.
     """
-    import multiprocessing
-    import queue as queue_module
+    from interpret_core.workflows.executors import emit
 
-    context = multiprocessing.get_context("spawn")
-    events = context.Queue()
-    pool = context.Pool(workers, initializer=_worker_init, initargs=(job, events))
+    with _deterministic_torch(job.config.threads):
+        emit(("start", split.index, None))
+        return _run_fold(job, split, lambda record: emit(("epoch", split.index, record)))
 
-    def drain() -> None:
-        while True:
-            try:
-                kind, fold_index, record = events.get_nowait()
-            except queue_module.Empty:
-                return
-            if kind == "start":
-                on_start(fold_index)
-            else:
-                on_epoch(fold_index, record)
 
-    try:
-        remaining = [pool.apply_async(_worker_fold, (split,)) for split in pending]
-        while remaining:
-            drain()
-            done = [r for r in remaining if r.ready()]
-            if not done:
-                time.sleep(0.05)
-                continue
-            for result in done:
-                remaining.remove(result)
-                fold_index, record = result.get()
-                drain()
-                yield fold_index, record
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+def _final_task(epochs: int, job: FoldJob) -> bytes:
+    """The final model as an executor task; returns its state dict as safetensors bytes."""
+    from interpret_core.nn.weights import state_dict_bytes
+    from interpret_core.workflows.executors import emit
+
+    with _deterministic_torch(job.config.threads):
+        torch_seed, _ = _seeds(job.config.seed, -1)
+        model = _build_model(job.config, job.class_names, torch_seed)
+        _fit(model, job.tensor(), job.labels, job.config, torch_seed, epochs, on_epoch=lambda record: emit(("final", -1, record)))
+        return state_dict_bytes(model.module)
 
 
 class _FoldProgress:
@@ -816,19 +763,24 @@ class _FoldProgress:
 
 
 def _cross_validate(
-    job: FoldJob, pending: list[FoldSplit], jobs: int, shown: _FoldProgress, save: Callable[[int, dict[str, Any]], None]
+    executor: Executor, job: FoldJob, pending: list[FoldSplit], shown: _FoldProgress, save: Callable[[int, dict[str, Any]], None]
 ) -> None:
-    """Step 4: train the pending folds (in this process, or in ``jobs`` worker processes); ``save`` each record when done."""
-    if shown.workers == 1:
-        finished = _folds_in_process(job, pending, shown.started, shown.epoch)
-    else:
-        finished = _folds_in_workers(job, pending, shown.workers, shown.started, shown.epoch)
+    """Step 4: train the pending folds as tasks of ``executor`` (the job's arrays are sent once); ``save`` each record when done."""
+
+    def on_event(event: tuple[str, int, Any]) -> None:
+        kind, fold_index, record = event
+        if kind == "start":
+            shown.started(fold_index)
+        else:
+            shown.epoch(fold_index, record)
+
+    finished = executor.map(_fold_task, pending, shared=(executor.share(job),), on_event=on_event, name="fold")
     try:
-        for fold_index, record in finished:
-            save(fold_index, record)
-            shown.finished(fold_index, record)
+        for position, record in finished:
+            save(pending[position].index, record)
+            shown.finished(pending[position].index, record)
     finally:
-        finished.close()  # stops worker processes at once if we leave early
+        finished.close()  # stops worker tasks at once if we leave early
 
 
 @dataclasses.dataclass(frozen=True)
@@ -902,11 +854,21 @@ def _final_card(facts: _RunFacts, summary: dict[str, Any], ordered: list[dict[st
     }
 
 
-def _train_final_model(facts: _RunFacts, job: FoldJob, epochs: int, on_epoch: EpochCallback) -> Model:
-    """Step 6: the final model, trained on every labelled crop for ``epochs`` epochs (seed stream -1)."""
-    torch_seed, _ = _seeds(facts.config.seed, -1)
-    model = _build_model(facts.config, facts.data.class_names, torch_seed)
-    _fit(model, job.tensor(), job.labels, facts.config, torch_seed, epochs, on_epoch=on_epoch)
+def _train_final_model(executor: Executor, facts: _RunFacts, job: FoldJob, epochs: int, on_epoch: EpochCallback) -> Model:
+    """Step 6: the final model, trained on every labelled crop for ``epochs`` epochs (seed stream -1).
+
+    A Dask run trains it as a task (it comes back as safetensors bytes);
+    otherwise in this process, where a single task gains nothing from a pool.
+    """
+    from safetensors.torch import load as load_tensors
+
+    from interpret_core.workflows.executors import Executor as InProcess
+
+    runner = executor if executor.kind == "dask" else InProcess()
+    state = next(iter(runner.map(_final_task, [epochs], shared=(job,), on_event=lambda event: on_epoch(event[2]), name="final model")))[1]
+    model = _build_model(facts.config, facts.data.class_names, 0)
+    model.module.load_state_dict(load_tensors(state))
+    model.module.eval()
     return model
 
 
@@ -926,6 +888,7 @@ def train(
     callback: Callback | None = None,
     argv: Sequence[str] | None = None,
     jobs: int = 1,
+    executor: ExecutorChoice | None = None,
 ) -> TrainResult:
     """Cross-validate ``config`` and train the final model; write everything into ``out``.
 
@@ -944,24 +907,30 @@ def train(
             ``"fold_end"``, ``"final_start"``, ``"final_end"``; may raise to stop
             (finished files stay complete).
         argv: the command line as typed, recorded in the card beside the canonical one.
-        jobs: folds trained at once, each in its own spawned process with
-            ``config.threads`` threads. Does not change any result.
+        jobs: folds trained at once in local spawned processes, each with
+            ``config.threads`` threads, when no ``executor`` is given (the
+            same as ``ExecutorChoice("local", workers=jobs)``).
+        executor: where the folds run (:mod:`interpret_core.workflows.executors`;
+            with Dask the final model too). Neither changes any result.
 
     ``out`` is created (an unwritable path fails here, before any fold) and
     locked for the whole run (:func:`~interpret_core.util.io.claim_output_dir`).
     """
+    from interpret_core.workflows.executors import ExecutorChoice
+
     config.validate()
     with claim_output_dir(out):
         return _train(config, Path(out), resume=resume, overwrite=overwrite, dataset=dataset, callback=callback,
-                      argv=argv, jobs=jobs)
+                      argv=argv, executor=executor or ExecutorChoice("local", workers=max(1, int(jobs))))
 
 
 def _train(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool, dataset: Dataset | None,
-           callback: Callback | None, argv: Sequence[str] | None, jobs: int) -> TrainResult:
+           callback: Callback | None, argv: Sequence[str] | None, executor: ExecutorChoice) -> TrainResult:
     import torch
 
     from interpret_core.nn.weights import card_path, save_weights
     from interpret_core.util.progress import progress_bar
+    from interpret_core.workflows.executors import open_executor
     from interpret_core.registry.defaults import default
 
     if dataset is not None:
@@ -985,16 +954,16 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool, dat
         facts = _RunFacts(config, out, data, fingerprint, torch.get_num_threads(), probe.architecture())
         del probe
 
+        pending = [split for split in splits if split.index not in results]
+
         def save_fold(fold_index: int, record: dict[str, Any]) -> None:
             record["fingerprint"] = fingerprint
             write_json(_fold_file(out, fold_index), record)
             results[fold_index] = record
 
-        with progress_bar() as progress:
-            pending = [split for split in splits if split.index not in results]
-            workers = max(1, min(int(jobs), len(pending)))
-            shown = _FoldProgress(progress, len(splits), len(results), config.epochs, workers, emit)
-            _cross_validate(job, pending, workers, shown, save_fold)
+        with progress_bar() as progress, open_executor(_fewer_workers(executor, len(pending))) as runner:
+            shown = _FoldProgress(progress, len(splits), len(results), config.epochs, runner.workers, emit)
+            _cross_validate(runner, job, pending, shown, save_fold)
             ordered = [results[split.index] for split in splits]
             summary, metrics = _write_metrics(facts, ordered)
 
@@ -1002,7 +971,7 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool, dat
             if not (resume and _final_model_is_current(weights_path, fingerprint)):
                 final_epochs = summary["median_best_epoch"]
                 emit("final_start", {"epochs": final_epochs})
-                model = _train_final_model(facts, job, final_epochs, shown.final_model(final_epochs))
+                model = _train_final_model(runner, facts, job, final_epochs, shown.final_model(final_epochs))
                 save_weights(model, weights_path, _final_card(facts, summary, ordered, argv))
                 emit("final_end", {"path": str(weights_path)})
     return TrainResult(
@@ -1014,6 +983,13 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool, dat
         resumed_folds=resumed,
         seconds=time.perf_counter() - started,
     )
+
+
+def _fewer_workers(choice: ExecutorChoice, tasks: int) -> ExecutorChoice:
+    """``choice`` with no more local worker processes than folds to train (a Dask cluster is left as it is)."""
+    if choice.kind != "local":
+        return choice
+    return dataclasses.replace(choice, workers=max(1, min(choice.workers or 1, tasks)))
 
 
 def _protocol(config: TrainConfig) -> dict[str, Any]:

@@ -10,9 +10,7 @@ No torch here; the generator is imported when the command runs.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
-
-import typer
+from typing import Any
 
 from interpret_core.api.errors import UsageError
 from interpret_core.cli import params
@@ -52,17 +50,18 @@ def generate_command(
     dataset: params.DatasetName = "synthfacs",
     subjects: params.Subjects = 120,
     seed: params.Seed = 0,
-    workers: Annotated[
-        Optional[int],
-        typer.Option("--workers", min=1, help="Worker processes (default: available CPUs, at most 8); does not change the output."),
-    ] = None,
+    executor: params.Executor = "local",
+    workers: params.Workers = None,
+    scheduler: params.Scheduler = None,
     as_json: params.Json = False,
 ) -> None:
     """Generate a SynthFACS release in the CK+ layout, with ground-truth AU masks.
 
     --out is the release folder: new, empty, or an unfinished release to
     resume. --subjects is the number of identities (1-999); the same --seed
-    gives byte-identical files.
+    gives byte-identical files, however many --workers (default: the CPUs,
+    at most 8) or whichever --executor render the subjects (with dask, --out must be on a file
+    system the workers share).
     """
     from interpret_core.registry.loader import get_registry
 
@@ -77,8 +76,10 @@ def generate_command(
     from .synthfacs import generate
 
     from interpret_core.util.io import claim_output_dir
+    from interpret_core.workflows.setup import executor_from_flags
 
+    choice = executor_from_flags(executor, workers, scheduler)
     with claim_output_dir(out), progress_bar() as bar:  # one writer per --out
-        summary = generate(out, subjects=subjects, seed=seed, progress=bar, workers=workers)
+        summary = generate(out, subjects=subjects, seed=seed, progress=bar, executor=choice)
     info(f"wrote {summary['frames']} frames of {summary['sequences']} sequences to {summary['root']}")
     emit(summary, as_json, _render_generate)

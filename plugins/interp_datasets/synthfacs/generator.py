@@ -226,8 +226,9 @@ def write_sequence(root: str | os.PathLike, plan: SequencePlan) -> int:
     return plan.frames
 
 
-def _write_sequence_task(args: tuple[str, SequencePlan]) -> int:
-    return write_sequence(*args)
+def _write_subject_task(plans: list[SequencePlan], root: str) -> int:
+    """One subject's sequences, as an executor task (the shard of a sharded generation); returns frames written."""
+    return sum(write_sequence(root, plan) for plan in plans)
 
 
 # -- the release -------------------------------------------------------------------------------
@@ -272,6 +273,7 @@ def generate(
     seed: int = DEFAULT_SEED,
     progress: Any = None,
     workers: int | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Generate a SynthFACS release into ``out_dir`` (created if needed).
 
@@ -282,10 +284,15 @@ def generate(
         seed: the release's seed; the same seed gives byte-identical files.
         progress: None, a rich ``Progress`` (a task counting frames is added),
             or a callable ``progress(frames_done, frames_total)``.
-        workers: processes rendering sequences in parallel (default: the
+        workers: processes rendering subjects in parallel (default: the
             available CPUs, at most 8; releases of under 16 sequences render
             in-process).
             The output does not depend on it.
+        executor: an :class:`interpret_core.workflows.executors.ExecutorChoice`
+            (``--executor``; None: local processes). With ``dask`` each
+            subject is a task that writes its files under ``out_dir``, which
+            the workers must see (a shared file system); the same bytes as a
+            local generation.
 
     Returns:
         Summary dict: root, subjects, sequences, frames, frame_size, seed,
@@ -298,6 +305,10 @@ def generate(
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}", "e.g. --seed 0")
     subjects, seed = int(subjects), int(seed)
     out = Path(out_dir).expanduser()
+    if workers is not None:
+        from interpret_core.workflows.executors import ExecutorChoice
+
+        executor = dataclasses.replace(executor or ExecutorChoice("local"), workers=int(workers))
     params = _parameters(subjects, seed)
     _check_out_dir(out, params)
     plans = plan_release(subjects, seed)
@@ -325,22 +336,18 @@ def generate(
     from interpret_core.util.progress import start_task
 
     advance = start_task(progress, "SynthFACS frames", total).advance
-    if workers is None:  # small releases: starting processes costs more than it saves
-        workers = default_workers() if len(plans) >= 16 else 1
-    workers = max(1, int(workers))
-    tasks = [(str(out), plan) for plan in plans]
-    if workers == 1 or len(plans) < 2:
-        for task in tasks:
-            write_sequence(*task)
-            advance(task[1].frames)
-    else:
-        import multiprocessing
+    from interpret_core.workflows.executors import ExecutorChoice, open_executor
 
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with context.Pool(workers) as pool:
-            for task, _ in zip(tasks, pool.imap(_write_sequence_task, tasks, chunksize=2)):
-                advance(task[1].frames)
+    choice = executor or ExecutorChoice("local")
+    if choice.kind == "local" and choice.workers is None:  # small releases: starting processes costs more than it saves
+        choice = dataclasses.replace(choice, workers=default_workers() if len(plans) >= 16 else 1)
+    by_subject: dict[str, list[SequencePlan]] = {}
+    for plan in plans:
+        by_subject.setdefault(plan.subject, []).append(plan)
+    shards = list(by_subject.values())
+    with open_executor(choice) as runner:
+        for position, _ in runner.map(_write_subject_task, shards, shared=(str(out),), name="SynthFACS subject"):
+            advance(sum(plan.frames for plan in shards[position]))
     seconds = round(time.perf_counter() - start, 3)
     manifest = {
         **params,

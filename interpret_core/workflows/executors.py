@@ -1,0 +1,387 @@
+"""Where the parallel parts of a command run: this process, local worker processes, or a Dask cluster.
+
+One interface, :class:`Executor`, for every command with independent pieces
+of work (bench cells, training folds, unit-scan shards, SynthFACS subjects):
+
+- :meth:`Executor.share` sends a value to the workers once (model weights,
+  a training job's inputs) and returns a handle that tasks receive as an
+  argument;
+- :meth:`Executor.map` runs ``function(item, *shared)`` for each item and
+  yields ``(position, result)`` as tasks finish, so the caller saves each
+  finished piece at once (resume after a lost worker or Ctrl-C);
+- a task may call :func:`emit` to report progress (an epoch finished); the
+  caller's ``on_event`` receives it in the main process.
+
+Kinds (``--executor``):
+
+- ``local`` with ``--workers 1`` (the default): in this process, in order;
+- ``local`` with ``--workers N``: N spawned processes on this machine (never
+  forked: a forked OpenMP runtime can hang), so a script calling a workflow
+  with workers > 1 needs the usual ``if __name__ == "__main__":`` guard;
+- ``dask``: an existing cluster (``--scheduler ADDRESS``) or a LocalCluster of
+  ``--workers N`` processes with one thread each, started for the command.
+  Dask (``dask`` + ``distributed``) is the optional extra ``interp[dask]`` and
+  is imported only here, only when asked for.
+
+Results travel back to the main process, which alone writes the command's
+result files (atomically), so a task that dies never leaves a half-written
+file. Dask reruns a task whose worker was lost (``distributed`` allows three
+losses per task); a task that keeps killing workers, a broken local pool or
+a scheduler that goes away is an :class:`InterpError` naming where it ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from interpret_core.api.errors import InterpError, UsageError
+
+#: The kinds ``--executor`` accepts.
+EXECUTOR_KINDS = ("local", "dask")
+#: Seconds to wait for a Dask scheduler given with ``--scheduler`` before giving up.
+CONNECT_TIMEOUT_S = 10.0
+#: Test hook (fault injection): while the file this names exists, the next task to start whose name
+#: begins with the file's text (empty: any task) deletes it and SIGKILLs its own worker process (a
+#: lost worker). Unset in normal use; never acts in the command's own process.
+KILL_TASK_VARIABLE = "INTERP_TEST_KILL_TASK"
+DASK_HINT = "install the extra: pip install 'interp[dask]'"
+#: What to do after a lost task: every finished part was saved by the command as it came back.
+RESUME_HINT = "the parts already finished are saved: run the same command again to continue (run and train: add --resume)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorChoice:
+    """``--executor``, ``--workers`` and ``--scheduler`` as typed.
+
+    ``workers`` None: 1 for ``local``; for ``dask`` without a scheduler, the CPUs.
+    """
+
+    kind: str = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+
+    def validate(self) -> None:
+        if self.kind not in EXECUTOR_KINDS:
+            raise UsageError(f"--executor {self.kind!r}: unknown executor", f"choose one of: {', '.join(EXECUTOR_KINDS)}")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}", "e.g. --workers 2")
+        if self.scheduler and self.kind != "dask":
+            raise UsageError("--scheduler needs --executor dask", "add --executor dask, or drop --scheduler")
+        if self.scheduler and self.workers is not None:
+            raise UsageError("--workers and --scheduler contradict each other: an existing cluster has its own workers",
+                             "pass --scheduler ADDRESS for a running cluster, or --workers N for a local one")
+
+
+# -- what a task sees ------------------------------------------------------------------------------
+_task = threading.local()
+
+
+def emit(payload: Any) -> None:
+    """Report ``payload`` (picklable) from inside a task to the caller's ``on_event``; a no-op elsewhere."""
+    sink = getattr(_task, "emit", None)
+    if sink is not None:
+        sink(payload)
+
+
+def _maybe_kill_this_worker(name: str) -> None:
+    marker = os.environ.get(KILL_TASK_VARIABLE)
+    if not marker:
+        return
+    try:
+        if not name.startswith(Path(marker).read_text(encoding="utf-8").strip()):
+            return
+        os.unlink(marker)  # one task wins the marker
+    except OSError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _call(function: Callable[..., Any], item: Any, shared: Sequence[Any], sink: Callable[[Any], None] | None) -> Any:
+    if isinstance(item, tuple):  # an item may carry handles from share() (e.g. one method's attributions)
+        item = tuple(_unwrap(value) for value in item)
+    _task.emit = sink
+    try:
+        return function(item, *shared)
+    finally:
+        _task.emit = None
+
+
+class Executor:
+    """Runs independent tasks; see the module docstring. Use through :func:`open_executor`."""
+
+    kind = "local"
+    #: How many tasks run at once.
+    workers = 1
+    #: Whether tasks run in this process (they may then take a progress bar).
+    in_process = True
+
+    def describe(self) -> str:
+        """Where tasks run, for messages: e.g. ``this process`` or ``Dask scheduler tcp://...``."""
+        return "this process"
+
+    def share(self, value: Any) -> Any:
+        """A handle for ``value`` that tasks receive in place of it, sent to each worker once."""
+        return value
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        items: Sequence[Any],
+        *,
+        shared: Sequence[Any] = (),
+        on_event: Callable[[Any], None] | None = None,
+        name: str = "task",
+    ) -> Iterator[tuple[int, Any]]:
+        """Yield ``(position, function(item, *shared))`` for each of ``items`` as tasks finish.
+
+        ``function`` must be importable (a module-level function; not a
+        lambda) unless the executor runs in process. ``shared`` are handles
+        from :meth:`share` or plain values. Closing the generator early
+        cancels the tasks not yet finished.
+        """
+        for position, item in enumerate(items):
+            yield position, _call(function, item, [_unwrap(value) for value in shared], on_event)
+
+    def close(self) -> None:
+        """Stop the workers this executor started."""
+
+
+def _unwrap(value: Any) -> Any:
+    return value.value if isinstance(value, _Shared) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """A value given to a local pool's workers once, when they start."""
+
+    value: Any
+
+
+# -- local worker processes ------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _pool_init(shared: Sequence[Any], events: Any) -> None:
+    _WORKER.update(shared=[_unwrap(value) for value in shared], events=events)
+
+
+def _pool_task(function: Callable[..., Any], name: str, position: int, item: Any) -> Any:
+    _maybe_kill_this_worker(name)
+    events = _WORKER["events"]
+    return _call(function, item, _WORKER["shared"], lambda payload: events.put((position, payload)))
+
+
+class LocalProcesses(Executor):
+    """``workers`` spawned processes on this machine (``--executor local --workers N``)."""
+
+    in_process = False
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker processes"
+
+    def share(self, value: Any) -> Any:
+        return _Shared(value)
+
+    def map(self, function, items, *, shared=(), on_event=None, name="task"):
+        import concurrent.futures
+        import multiprocessing
+        import queue as queue_module
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not items:
+            return
+        context = multiprocessing.get_context("spawn")
+        events = context.Queue()
+        pool = concurrent.futures.ProcessPoolExecutor(
+            min(self.workers, len(items)), mp_context=context, initializer=_pool_init, initargs=(list(shared), events)
+        )
+
+        def drain() -> None:
+            while True:
+                try:
+                    position, payload = events.get_nowait()
+                except (queue_module.Empty, OSError, ValueError):
+                    return
+                if on_event is not None:
+                    on_event(payload)
+
+        try:
+            futures = {pool.submit(_pool_task, function, name, position, item): position for position, item in enumerate(items)}
+            pending = set(futures)
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
+                drain()
+                for future in sorted(done, key=futures.__getitem__):
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as exc:
+                        raise InterpError(
+                            f"a local worker process died while running {name} {futures[future]} ({exc})",
+                            f"{RESUME_HINT}; use fewer --workers if memory ran out",
+                        ) from None
+                    drain()
+                    yield futures[future], result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            events.close()
+
+
+# -- Dask ------------------------------------------------------------------------------------------
+def _dask_task(function: Callable[..., Any], name: str, topic: str, position: int, item: Any, *shared: Any) -> Any:
+    from distributed import get_worker
+
+    _maybe_kill_this_worker(name)
+    worker = get_worker()
+    return _call(function, item, shared, lambda payload: worker.log_event(topic, payload))
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise UsageError(f"--executor dask needs Dask's distributed scheduler, which is not installed ({exc})", DASK_HINT) from None
+    return distributed
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask cluster: the one at ``scheduler``, or a LocalCluster of ``workers`` processes started here."""
+
+    kind = "dask"
+    in_process = False
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None):
+        distributed = _import_distributed()
+        self._cluster = None
+        if scheduler:
+            self.address = scheduler
+            try:
+                self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise InterpError(
+                    f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: {exc})".replace("\n", " "),
+                    "start one with `dask scheduler` (and workers with `dask worker ADDRESS`), check the address and port, "
+                    "or use --executor dask --workers N for a local cluster",
+                ) from None
+        else:
+            import logging
+
+            count = workers or _cpus()
+            self._cluster = distributed.LocalCluster(
+                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self.client = distributed.Client(self._cluster, set_as_default=False)
+            self.address = self._cluster.scheduler_address
+        self.workers = max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})) if not workers else workers)
+
+    def describe(self) -> str:
+        return f"Dask scheduler {self.address}"
+
+    def share(self, value: Any) -> Any:
+        return self.client.scatter(value, broadcast=True, hash=False)
+
+    def map(self, function, items, *, shared=(), on_event=None, name="task"):
+        import queue as queue_module
+
+        distributed = _import_distributed()
+        if not items:
+            return
+        topic = f"interp-{uuid.uuid4().hex}"
+        events: queue_module.SimpleQueue = queue_module.SimpleQueue()
+        if on_event is not None:
+            self.client.subscribe_topic(topic, lambda event: events.put(event[1]))
+
+        def drain() -> None:
+            while on_event is not None:
+                try:
+                    payload = events.get_nowait()
+                except queue_module.Empty:
+                    return
+                on_event(payload)
+
+        futures = {
+            self.client.submit(_dask_task, function, name, topic, position, item, *shared, key=f"{name.replace(' ', '-')}-{position}-{topic}", pure=False): position
+            for position, item in enumerate(items)
+        }
+        pending = set(futures)
+        try:
+            while pending:
+                done = [future for future in pending if future.done()]
+                if not done:
+                    drain()
+                    time.sleep(0.05)
+                    continue
+                for future in sorted(done, key=futures.__getitem__):
+                    pending.discard(future)
+                    result = self._result(future, f"{name} {futures[future]}", distributed)
+                    drain()
+                    yield futures[future], result
+        finally:
+            for future in pending:
+                future.cancel()
+            if on_event is not None:
+                with contextlib.suppress(Exception):
+                    self.client.unsubscribe_topic(topic)
+
+    def _result(self, future: Any, what: str, distributed: Any) -> Any:
+        """The task's result; its own exception as raised; a lost worker or scheduler as an InterpError naming it."""
+        try:
+            return future.result()
+        except distributed.client.FutureCancelledError as exc:
+            raise InterpError(f"{what} was cancelled on the Dask scheduler {self.address} ({exc})".replace("\n", " "),
+                              f"the scheduler or its workers went away; {RESUME_HINT}") from None
+        except Exception as exc:
+            if isinstance(exc, distributed.KilledWorker):
+                raise InterpError(
+                    f"{what} lost its Dask worker too often on the scheduler {self.address} (KilledWorker)",
+                    f"check the workers' memory and logs; {RESUME_HINT}",
+                ) from None
+            if future.status != "error":  # not the task's own failure: the connection to the scheduler
+                raise InterpError(
+                    f"lost the Dask scheduler {self.address} while waiting for {what} ({type(exc).__name__}: {exc})".replace("\n", " "),
+                    f"restart the scheduler; {RESUME_HINT}",
+                ) from None
+            raise
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close()
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def open_executor(choice: ExecutorChoice | None) -> Iterator[Executor]:
+    """The executor of ``choice`` (None: in this process), closed (its workers stopped) on exit."""
+    choice = choice or ExecutorChoice()
+    choice.validate()
+    if choice.kind == "dask":
+        executor: Executor = DaskExecutor(choice.scheduler, choice.workers)
+    elif (choice.workers or 1) > 1:
+        executor = LocalProcesses(int(choice.workers or 1))
+    else:
+        executor = Executor()
+    try:
+        yield executor
+    finally:
+        executor.close()
