@@ -207,8 +207,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_sharded_generation_writes_the_same_bytes(cluster, tmp_path):
     from interp_datasets.synthfacs import generate
 
-    generate(tmp_path / "local", subjects=3, seed=5, workers=1)
-    generate(tmp_path / "dask", subjects=3, seed=5, executor=_dask(cluster))
+    generate(tmp_path / "local", subjects=2, seed=5, workers=1)
+    generate(tmp_path / "dask", subjects=2, seed=5, executor=_dask(cluster))
     local, remote = _tree(tmp_path / "local"), _tree(tmp_path / "dask")
     assert len(local) > 20 and remote == local
 

@@ -247,6 +247,10 @@ def _dask_task(function: Callable[..., Any], name: str, topic: str, position: in
     return _call(function, item, shared, lambda payload: worker.log_event(topic, payload))
 
 
+def _shared_value(value: Any) -> Any:
+    return value
+
+
 def _import_distributed() -> Any:
     try:
         import distributed
@@ -290,7 +294,9 @@ class DaskExecutor(Executor):
         return f"Dask scheduler {self.address}"
 
     def share(self, value: Any) -> Any:
-        return self.client.scatter(value, broadcast=True, hash=False)
+        # A task that returns the value, not client.scatter: the scheduler can recompute a task's
+        # result when the worker holding it dies, but never scattered data.
+        return self.client.submit(_shared_value, value, key=f"shared-{type(value).__name__}-{uuid.uuid4().hex}", pure=False)
 
     def map(self, function, items, *, shared=(), on_event=None, name="task"):
         import queue as queue_module
