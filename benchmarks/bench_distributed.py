@@ -1,0 +1,168 @@
+"""``interp bench`` and ``interp train`` on a 2-worker Dask LocalCluster against a 1-worker one.
+
+Rows (the run_all.py convention; ``ratio = baseline_s / ours_s``, the speedup, target >= 1.6):
+
+* ``bench``: fer-cnn on the default SynthFACS release, ``--limit 64``, 4 methods
+  x 4 metrics with ``--executor dask`` (each method's attributions, then each
+  cell, is a task), on a 2-worker cluster (ours) and a 1-worker cluster
+  (baseline), each worker one process with one thread.
+* ``train``: fer-cnn, 8-fold cross-validation on 40 SynthFACS subjects,
+  2 epochs, and the final model, each a task, on the same two clusters.
+
+Each cluster is started before the clock starts (its start-up, a few seconds,
+is the same for both and not part of the work compared). Runs alternate
+(2 workers, 1 worker, 2, 1, ...) into fresh output folders, and the best wall
+time of each counts. CPU seconds are the workers' plus this process's
+(``time.process_time`` read on every worker through ``client.run``): far less
+sensitive to other load on the machine than wall time. The results of every
+run are asserted identical (the bench table without its timing fields; the
+trained weights' sha256 and the cross-validation metrics).
+
+Run alone (prints the rows and writes them into docs/performance.md between the
+``distributed`` markers)::
+
+    python benchmarks/bench_distributed.py [--quick] [--repeats N] [--no-write-doc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOC = HERE.parent / "docs" / "performance.md"
+START = "<!-- distributed:start -->"
+END = "<!-- distributed:end -->"
+
+METHODS = ["saliency", "guided-backprop", "integrated-gradients", "occlusion"]
+METRICS = ["au-pointing-game", "deletion", "insertion", "sparseness"]
+
+
+def _workers_cpu(client) -> float:
+    return float(sum(client.run(time.process_time).values()))
+
+
+def _timed(client, work) -> tuple[float, float, object]:
+    """(wall s, CPU s of the workers and this process, result) of ``work()``."""
+    cpu_start, own_start, started = _workers_cpu(client), time.process_time(), time.perf_counter()
+    result = work()
+    wall = time.perf_counter() - started
+    return wall, _workers_cpu(client) - cpu_start + time.process_time() - own_start, result
+
+
+def _bench_table(result: dict) -> list:
+    rows = []
+    for row in result["methods"]:
+        cells = {name: {k: v for k, v in cell.items() if k not in ("metric_seconds", "reused")} for name, cell in row["cells"].items()}
+        rows.append({**{k: v for k, v in row.items() if k != "time_per_image_s"}, "cells": cells})
+    return rows
+
+
+def _bench(address: str, out: Path, quick: bool):
+    from interpret_core.workflows.bench import BenchConfig, run_bench
+    from interpret_core.workflows.executors import ExecutorChoice
+
+    config = BenchConfig(methods=METHODS[:2] if quick else METHODS, metrics=METRICS[:2] if quick else METRICS,
+                         model="fer-cnn", dataset="synthfacs", limit=16 if quick else 64, out=str(out), baselines=False,
+                         executor=ExecutorChoice("dask", scheduler=address))
+    result = run_bench(config)
+    assert result["computed"] == len(config.methods) * len(config.metrics) and not result["failed_cells"], result["failed_cells"]
+    return _bench_table(result)
+
+
+def _train(address: str, out: Path, quick: bool):
+    from interpret_core.nn.weights import sha256_file
+    from interpret_core.workflows.executors import ExecutorChoice
+    from interpret_core.workflows.training import TrainConfig, train
+
+    config = TrainConfig(model="fer-cnn", dataset="synthfacs", subjects=12 if quick else 40, folds=4 if quick else 8,
+                         epochs=1 if quick else 2, patience=2, seed=0)
+    result = train(config, out, executor=ExecutorChoice("dask", scheduler=address))
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("seconds", "command")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return sha256_file(result.weights_path), strip(result.metrics)
+
+
+def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from interpret_core.registry.loader import open_dataset
+
+    repeats = repeats or (1 if quick else 2)
+    open_dataset("synthfacs", None, {})  # the default release is generated once, before any clock starts
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-distributed-") as scratch, \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as two, \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as one, \
+            Client(two) as two_client, Client(one) as one_client:
+        for area, work in (("bench", _bench), ("train", _train)):
+            times: dict[str, list[tuple[float, float]]] = {"2 workers": [], "1 worker": []}
+            results = []
+            for repeat in range(repeats):
+                for label, cluster, client in (("2 workers", two, two_client), ("1 worker", one, one_client)):
+                    out = Path(scratch) / f"{area}-{label.replace(' ', '-')}-{repeat}"
+                    wall, cpu, result = _timed(client, lambda: work(cluster.scheduler_address, out, quick))
+                    times[label].append((wall, cpu))
+                    results.append(result)
+                    print(f"[bench_distributed] {area} {label}: {wall:.1f} s wall, {cpu:.1f} CPU s", file=sys.stderr, flush=True)
+            assert all(result == results[0] for result in results), f"{area}: results differ between runs"
+            ours, baseline = min(times["2 workers"]), min(times["1 worker"])
+            load = os.getloadavg()[0]
+            what = (f"{len(METHODS[:2] if quick else METHODS)} methods x {len(METRICS[:2] if quick else METRICS)} metrics, "
+                    f"{16 if quick else 64} images" if area == "bench" else
+                    f"fer-cnn, {4 if quick else 8}-fold CV + final model, {12 if quick else 40} SynthFACS subjects, "
+                    f"{1 if quick else 2} epochs")
+            rows.append({
+                "area": "distributed",
+                "case": f"{area}: {what}; Dask LocalCluster, 2 workers x 1 thread",
+                "ours_s": ours[0],
+                "baseline": "the same on a 1-worker LocalCluster",
+                "baseline_s": baseline[0],
+                "ratio": baseline[0] / ours[0],
+                "peak_mb": None,
+                "notes": f"speedup (target >= 1.6); best of {repeats}, alternating; CPU s workers+client: "
+                         f"{ours[1]:.1f} (2 workers) vs {baseline[1]:.1f} (1 worker); results identical in all {len(results)} runs "
+                         f"(asserted); 1-min load {load:.1f} at the end",
+            })
+    return rows
+
+
+def write_doc(rows: list[dict], doc: Path = DOC) -> None:
+    """Put the rows, with the machine line, between the ``distributed`` markers of ``doc``."""
+    sys.path.insert(0, str(HERE))
+    from run_all import machine, render_table
+
+    from interpret_core.util.io import write_text
+
+    block = f"{START}\n{render_table(rows, machine(), quick=False)}\n{END}"
+    text = doc.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    write_text(doc, head + block + tail)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat; the doc is left alone")
+    parser.add_argument("--repeats", type=int, default=None, help="runs of each cluster size (default 2; quick 1)")
+    parser.add_argument("--no-write-doc", action="store_true", help="print the rows only")
+    args = parser.parse_args()
+    found = run(quick=args.quick, repeats=args.repeats)
+    for row in found:
+        print(json.dumps(row))
+    if not args.quick and not args.no_write_doc:
+        write_doc(found)
+        print(f"[bench_distributed] wrote {len(found)} rows into {DOC}", file=sys.stderr)
