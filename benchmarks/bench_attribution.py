@@ -51,23 +51,25 @@ def _setup(images: int):
     return model.module, x
 
 
-def _ours_units(net, x, layer, rule="deconv"):
+def _ours_units(net, x, layer, rule="deconv", units=None):
+    """Our projections of ``units`` (default: every unit) of ``layer``: [N, U, C, H, W]."""
     from interpret_core import get_attribution
 
-    return get_attribution(rule).attribute_units(net, x, layer, None)
+    return get_attribution(rule).attribute_units(net, x, layer, units)
 
 
-def _captum_units(net, x, layer, rule="deconv"):
+def _captum_units(net, x, layer, rule="deconv", units=None):
+    """The same with Captum: one ``NeuronDeconvolution`` / ``NeuronGuidedBackprop`` call per unit."""
     import torch
     from captum.attr import NeuronDeconvolution, NeuronGuidedBackprop
 
     module = dict(net.named_modules())[layer]
     method = (NeuronDeconvolution if rule == "deconv" else NeuronGuidedBackprop)(net, module)
     maps = []
-    count = _unit_count(net, x, layer)
+    chosen = range(_unit_count(net, x, layer)) if units is None else units
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for unit in range(count):
+        for unit in chosen:
             maps.append(method.attribute(x, neuron_selector=lambda out, u=unit: out[:, u].flatten(1).max(dim=1).values))
     return torch.stack(maps, dim=1)
 

@@ -110,11 +110,20 @@ class Dataset(abc.ABC):
         has_au_masks: samples carry ground-truth ``au_masks`` (else spatial
             scores use the landmark-derived ``au_regions``); results record
             which of the two a score was measured against.
+        streaming: samples are generated when asked for, not read from files
+            (N may be far larger than memory). There is nothing on disk to
+            check, and decoding every sample costs N generations, so commands
+            skip whole-set decoding passes (``interp data inspect`` decodes one
+            sample); consumers read such a set in batches
+            (``arrays(indices)``), as the unit scan does, and a plugin must
+            override :meth:`fingerprint` and the label accessors so that they
+            generate nothing.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     has_au_masks: ClassVar[bool] = False
+    streaming: ClassVar[bool] = False
     #: AU number -> :class:`AUInfo` (FACS name, face region) for every AU the
     #: data set may list; reports label and order AUs with it (empty: numbers only).
     au_table: ClassVar[Mapping[int, AUInfo]] = {}

@@ -7,13 +7,15 @@ from interpret_core import hookimpl
 
 @hookimpl
 def interp_register_datasets(register):
-    """Register ``ckplus`` (the CK+ release), ``synthfacs`` (generated, in the CK+ layout) and ``faces`` (photos)."""
+    """Register ``ckplus`` (the CK+ release), ``synthfacs`` (generated, in the CK+ layout),
+    ``synthfacs-stream`` (SynthFACS rendered on the fly, no disk) and ``faces`` (photos)."""
     from .ckplus import CKPlusDataset
     from .faces import FacesDataset
-    from .synthfacs import SynthFACSDataset
+    from .synthfacs import SynthFACSDataset, SynthFACSStream
 
     register(CKPlusDataset)
     register(SynthFACSDataset)
+    register(SynthFACSStream)
     register(FacesDataset)
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["FerCNNModel", "FerResNetModel", "FerMiniXceptionModel"]
+__all__ = ["FerCNNModel", "FerResNetModel", "FerResNet18Model", "FerMiniXceptionModel"]
 
 
 class FerCNNModel(Model):
@@ -57,6 +57,39 @@ class FerResNetModel(Model):
         from .nets import FerResNet
 
         return FerResNet(num_classes=len(self.class_names), input_size=self.input_size)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.analysable_layers)
+
+
+class FerResNet18Model(Model):
+    """``fer-resnet18``: ResNet-18 at 224x224 (7x7 stride-2 stem + max-pool, four stages of
+    two basic blocks, 64/128/256/512 channels, global average pool) over the
+    expression classes; ~11.2 M parameters (44.7 MB float32), one grey channel.
+
+    Here for scale: to measure the unit scan, unit projections and the
+    attribution methods on a network of the size real FER work uses. It
+    ships no weights, so it is **untrained** (seeded random initialisation)
+    unless ``--weights`` names weights trained for it; its units are those of
+    a random ResNet-18, so AU findings on it say nothing about a trained one.
+    """
+
+    name = "fer-resnet18"
+    description = "ResNet-18 at 224x224 for scale tests (own definition, 11.2 M parameters); UNTRAINED: no weights shipped"
+    default_weights: ClassVar[str | None] = None
+    analysable_layers: ClassVar[tuple[str, ...]] = ("stem", "layer1", "layer2", "layer3", "layer4")
+    default_class_names: ClassVar[tuple[str, ...]] = EMOTIONS
+    #: the input it is built for unless a card or ``input_size`` says otherwise
+    default_input_size: ClassVar[tuple[int, int, int]] = (1, 224, 224)
+
+    def __init__(self, class_names=None, input_size: tuple[int, int, int] | None = None, **options):
+        super().__init__(class_names, tuple(input_size) if input_size is not None else self.default_input_size, **options)
+
+    def build(self) -> nn.Module:
+        from .nets import FerResNet18
+
+        return FerResNet18(num_classes=len(self.class_names), input_size=self.input_size)
 
     @property
     def layers(self) -> list[str]:

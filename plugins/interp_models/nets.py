@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["FerCNN", "FerResNet", "BasicBlock"]
+__all__ = ["FerCNN", "FerResNet", "FerResNet18", "BasicBlock"]
 
 
 def _conv_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
@@ -124,6 +124,16 @@ class BasicBlock(nn.Module):
         return self.relu2(out + self.shortcut(x))
 
 
+def _init_resnet(network: nn.Module) -> None:
+    """He et al.'s initialisation: Kaiming-normal convs (fan out), BatchNorm at weight 1, bias 0."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 class FerResNet(nn.Module):
     """A small ResNet for grey face crops, built from scratch (no downloaded weights).
 
@@ -161,12 +171,7 @@ class FerResNet(nn.Module):
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(w3, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        _init_resnet(self)
         # Zero the last BN of each residual branch so every block starts as
         # (nearly) the identity: faster, steadier training of a small net.
         for module in self.modules():
@@ -178,3 +183,54 @@ class FerResNet(nn.Module):
         x = self.layer3(self.layer2(self.layer1(x)))
         x = self.dropout(self.flatten(self.avgpool(x)))
         return self.fc(x)
+
+
+class FerResNet18(nn.Module):
+    """ResNet-18 (He et al. 2016) for face crops at 224x224, defined here (no torchvision).
+
+    The standard topology: per-image standardisation, then a 7x7 stride-2
+    conv + BN + ReLU stem and a 3x3 stride-2 max-pool, four stages of two
+    :class:`BasicBlock` each (64, 128, 256, 512 channels; stages 2-4 start
+    with stride 2 and a 1x1 projection shortcut), global average pooling and
+    a linear classifier over the expression classes. About 11.2 M parameters
+    for one grey input channel and 8 classes (torchvision's ImageNet
+    ResNet-18 has 11.7 M: three input channels and 1000 classes).
+
+    Shapes for (1, 224, 224): stem [64, 112, 112] -> pool [64, 56, 56] ->
+    layer1 [64, 56, 56] -> layer2 [128, 28, 28] -> layer3 [256, 14, 14] ->
+    layer4 [512, 7, 7] -> avgpool [512] -> fc [num_classes].
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        input_size: Sequence[int] = (1, 224, 224),
+        widths: Sequence[int] = (64, 128, 256, 512),
+        blocks: Sequence[int] = (2, 2, 2, 2),
+    ):
+        super().__init__()
+        in_channels = int(input_size[0])
+        widths = [int(w) for w in widths]
+        self.standardise = Standardise()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=False),
+        )
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        previous = widths[0]
+        for stage, (width, count) in enumerate(zip(widths, blocks), start=1):
+            stride = 1 if stage == 1 else 2
+            stage_blocks = [BasicBlock(previous, width, stride=stride)]
+            stage_blocks += [BasicBlock(width, width) for _ in range(int(count) - 1)]
+            setattr(self, f"layer{stage}", nn.Sequential(*stage_blocks))
+            previous = width
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(previous, num_classes)
+        _init_resnet(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.stem(self.standardise(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.flatten(self.avgpool(x)))

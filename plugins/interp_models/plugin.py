@@ -7,11 +7,12 @@ from interpret_core import hookimpl
 
 @hookimpl
 def interp_register_models(register):
-    from .models import FerCNNModel, FerMiniXceptionModel, FerResNetModel
+    from .models import FerCNNModel, FerMiniXceptionModel, FerResNet18Model, FerResNetModel
     from .onnx_model import OnnxModel
 
     register(FerCNNModel)
     register(FerResNetModel)
+    register(FerResNet18Model)
     register(FerMiniXceptionModel)
     register(OnnxModel)
 

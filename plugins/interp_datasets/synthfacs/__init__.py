@@ -2,7 +2,7 @@
 
 Public API::
 
-    from interp_datasets.synthfacs import generate, default_root, ensure_default, SynthFACSDataset
+    from interp_datasets.synthfacs import generate, default_root, ensure_default, SynthFACSDataset, SynthFACSStream
 
 This module stays light (no torch, no Pillow at import): the names are loaded
 on first use, so the plugin registry can import it cheaply.
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["generate", "default_root", "ensure_default", "SynthFACSDataset", "GENERATOR_VERSION"]
+__all__ = ["generate", "default_root", "ensure_default", "SynthFACSDataset", "SynthFACSStream", "GENERATOR_VERSION"]
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .dataset import SynthFACSDataset
+    from .stream import SynthFACSStream
     from .generator import GENERATOR_VERSION, default_root, ensure_default, generate
 
 
@@ -24,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from .dataset import SynthFACSDataset
 
         return SynthFACSDataset
+    if name == "SynthFACSStream":
+        from .stream import SynthFACSStream
+
+        return SynthFACSStream
     if name in ("generate", "default_root", "ensure_default", "GENERATOR_VERSION"):
         from . import generator as module
 

@@ -89,34 +89,38 @@ class SequencePlan:
 
 def plan_release(subjects: int, seed: int) -> list[SequencePlan]:
     """The sequences of a release, in order; depends only on (subjects, seed)."""
+    return [plan for index in range(1, subjects + 1) for plan in plan_subject(index, seed)]
+
+
+def plan_subject(index: int, seed: int) -> list[SequencePlan]:
+    """The sequences of subject ``index`` (1-based), in order; depends only on (index, seed)."""
+    subject = f"S{index:03d}"
+    identity = Identity.sample(np.random.default_rng([seed, index, 0]))
+    rng = np.random.default_rng([seed, index, 1])
+    count = int(rng.integers(SEQUENCES_PER_SUBJECT[0], SEQUENCES_PER_SUBJECT[1] + 1))
     plans: list[SequencePlan] = []
-    for index in range(1, subjects + 1):
-        subject = f"S{index:03d}"
-        identity = Identity.sample(np.random.default_rng([seed, index, 0]))
-        rng = np.random.default_rng([seed, index, 1])
-        count = int(rng.integers(SEQUENCES_PER_SUBJECT[0], SEQUENCES_PER_SUBJECT[1] + 1))
-        for number, emotion in enumerate(au_stats.sample_emotions(rng, count), start=1):
-            apex = au_stats.sample_apex(rng, emotion)
-            sides: list[tuple[int, float, float]] = []
-            if emotion == "contempt":
-                # Contempt is unilateral: AU12/AU14 act on one side of the face only.
-                left = bool(rng.random() < 0.5)
-                for au in (12, 14):
-                    if au in apex:
-                        sides.append((au, 1.0 if left else 0.0, 0.0 if left else 1.0))
-            frames = int(rng.integers(FRAMES_PER_SEQUENCE[0], FRAMES_PER_SEQUENCE[1] + 1))
-            plans.append(
-                SequencePlan(
-                    subject=subject,
-                    number=number,
-                    identity=identity,
-                    emotion=emotion,
-                    apex=tuple(sorted(apex.items())),
-                    sides=tuple(sides),
-                    frames=frames,
-                    seed=(seed, index, number, 2),
-                )
+    for number, emotion in enumerate(au_stats.sample_emotions(rng, count), start=1):
+        apex = au_stats.sample_apex(rng, emotion)
+        sides: list[tuple[int, float, float]] = []
+        if emotion == "contempt":
+            # Contempt is unilateral: AU12/AU14 act on one side of the face only.
+            left = bool(rng.random() < 0.5)
+            for au in (12, 14):
+                if au in apex:
+                    sides.append((au, 1.0 if left else 0.0, 0.0 if left else 1.0))
+        frames = int(rng.integers(FRAMES_PER_SEQUENCE[0], FRAMES_PER_SEQUENCE[1] + 1))
+        plans.append(
+            SequencePlan(
+                subject=subject,
+                number=number,
+                identity=identity,
+                emotion=emotion,
+                apex=tuple(sorted(apex.items())),
+                sides=tuple(sides),
+                frames=frames,
+                seed=(seed, index, number, 2),
             )
+        )
     return plans
 
 
@@ -166,11 +170,24 @@ def ramp(frame: int, frames: int) -> float:
     return math.sin(0.5 * math.pi * min(1.0, frame / max(1, frames - 2)))
 
 
-def sequence_frames(plan: SequencePlan, with_masks: bool = True):
-    """Yield, per frame: (image uint8 [H, W], landmarks [68, 2] pixels, masks {AU: bool [H, W]})."""
+@dataclasses.dataclass(frozen=True)
+class FrameSetup:
+    """What one frame of a sequence is rendered from (everything drawn from the sequence's seed)."""
+
+    pose: Pose
+    lighting: Lighting
+    noise_seed: int
+    #: {AU: amplitude} acting in this frame (none in the neutral first frame)
+    amplitudes: dict[int, float]
+
+
+def frame_setups(plan: SequencePlan) -> list[FrameSetup]:
+    """Pose, lighting, noise seed and AU amplitudes of every frame of ``plan``, in order.
+
+    Only a few random draws per frame, so rendering one frame
+    (:func:`render_frame`) needs no other frame rendered.
+    """
     rng = np.random.default_rng(list(plan.seed))
-    ident = plan.identity
-    sides = {au: (left, right) for au, left, right in plan.sides}
     # Head pose and lighting: per sequence, plus a little jitter per frame.
     roll = float(np.clip(rng.normal(0.0, 0.05), -0.12, 0.12))
     scale = float(rng.uniform(0.94, 1.06))
@@ -181,6 +198,7 @@ def sequence_frames(plan: SequencePlan, with_masks: bool = True):
     noise = float(rng.uniform(0.006, 0.018))
     # Per-AU onset: some AUs lead, some lag (exponent on the common ramp).
     lag = {au: float(rng.uniform(0.7, 1.4)) for au, _ in plan.apex}
+    setups: list[FrameSetup] = []
     for frame in range(plan.frames):
         pose = Pose(
             roll=roll + float(rng.normal(0.0, 0.01)),
@@ -192,18 +210,33 @@ def sequence_frames(plan: SequencePlan, with_masks: bool = True):
         noise_seed = int(rng.integers(0, 2**63 - 1))
         r = ramp(frame, plan.frames)
         amplitudes = {au: au_stats.INTENSITY_AMPLITUDE[level] * r ** lag[au] for au, level in plan.apex if r > 0}
-        ctx = FrameContext(ident, pose, lighting, noise_seed)
-        expr = express(ident, amplitudes, sides)
-        clean = render(ctx, expr)
-        image = np.clip((clean + ctx.noise) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        masks: dict[int, np.ndarray] = {}
-        if with_masks:
-            for au in sorted(amplitudes):
-                without = dict(amplitudes)
-                del without[au]
-                other = render(ctx, express(ident, without, sides))
-                masks[au] = np.abs(clean - other) > MASK_THRESHOLD
-        yield image, ctx.to_pixels(expr.landmarks), masks
+        setups.append(FrameSetup(pose, lighting, noise_seed, amplitudes))
+    return setups
+
+
+def render_frame(plan: SequencePlan, setup: FrameSetup, with_masks: bool = True):
+    """One frame: (image uint8 [H, W], landmarks [68, 2] pixels, masks {AU: bool [H, W]})."""
+    ident = plan.identity
+    sides = {au: (left, right) for au, left, right in plan.sides}
+    amplitudes = setup.amplitudes
+    ctx = FrameContext(ident, setup.pose, setup.lighting, setup.noise_seed)
+    expr = express(ident, amplitudes, sides)
+    clean = render(ctx, expr)
+    image = np.clip((clean + ctx.noise) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    masks: dict[int, np.ndarray] = {}
+    if with_masks:
+        for au in sorted(amplitudes):
+            without = dict(amplitudes)
+            del without[au]
+            other = render(ctx, express(ident, without, sides))
+            masks[au] = np.abs(clean - other) > MASK_THRESHOLD
+    return image, ctx.to_pixels(expr.landmarks), masks
+
+
+def sequence_frames(plan: SequencePlan, with_masks: bool = True):
+    """Yield, per frame: (image uint8 [H, W], landmarks [68, 2] pixels, masks {AU: bool [H, W]})."""
+    for setup in frame_setups(plan):
+        yield render_frame(plan, setup, with_masks)
 
 
 def write_sequence(root: str | os.PathLike, plan: SequencePlan) -> int:

@@ -1,0 +1,315 @@
+"""Real-world size: the unit scan's memory against N, and ResNet-18 at 224x224.
+
+Rows (area ``scale``; the data are ``synthfacs-stream`` faces, rendered on
+the fly, nothing on disk):
+
+* ``scan memory, N=...`` (one row per N): :func:`scan_units` of ``fer-cnn``
+  (shipped weights, 64x64 input, layers conv1-3 = 112 units) over N 64x64
+  faces, batch 64, top-k 9, each N in a fresh Python process (1 torch
+  thread); ``peak_mb`` is that process's ``ru_maxrss``. ``ours_s`` is the
+  scan's wall time, ``notes`` give its CPU time. The faces come from
+  ``synthfacs-stream``, rendered as the scan asks for them (``--source
+  stream``, the default: ~10 ms of CPU a face, so N = 10^5 is ~17 minutes on
+  one core), or, with ``--source pool``, the stream's first 256 faces
+  rendered once and repeated (face ``i`` is pool face ``i mod 256``): the scan
+  keeps the same numbers either way, and the pool costs only the forward
+  passes.
+* ``scan memory slope``: the least-squares slope of peak RSS against N,
+  divided by the 112 units: bytes kept per (image, unit), against the 12 the
+  scan documents (float32 maximum + two int32 argmax coordinates);
+  ``ratio = fitted / 12`` (1.0 = exactly as documented). Keeping the
+  activation maps instead would cost 4 x h x w bytes per (image, unit)
+  (4,096 on average over conv1-3 of fer-cnn at 64x64).
+* ``scan vs forward, fer-resnet18 224x224``: :func:`scan_units` over the 5
+  analysable layers (1024 units) against a plain batched no-grad forward pass
+  over the same in-memory images and batches (untrained, seeded weights);
+  ``ratio = ours_s / baseline_s`` (cost factor, target <= 1.2).
+* ``units <layer> <rule>, fer-resnet18 224x224``: our batched
+  ``attribute_units`` against Captum's one-call-per-unit
+  ``NeuronDeconvolution`` / ``NeuronGuidedBackprop`` loop
+  (``bench_attribution``'s two functions), on a few units of each layer;
+  results asserted allclose; ``ratio = baseline_s / ours_s`` (higher = we
+  are faster).
+
+Timings: ours and the baseline alternate, best of ``repeats`` by wall clock;
+``notes`` also give the best CPU time (``time.process_time``, much less
+sensitive to other processes on a shared machine) and the 1-minute load
+average when the row was measured.
+
+Run: ``python benchmarks/bench_scale.py`` (N = 10^3, 10^4, 10^5 streamed:
+about 20 minutes of one core for the memory rows, nearly all of it rendering
+111,000 faces; ``--source pool`` for the same rows in ~3 minutes;
+``--images 1000 10000 30000`` for a shorter curve), ``--only memory|scan|projections``,
+``--quick`` (N = 200, 400, 800; few images), ``--record`` (replace this
+module's rows in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+#: What the scan documents keeping per (image, unit): float32 max + int32 (row, col).
+DOCUMENTED_BYTES = 12
+MEMORY_SIZES = (1_000, 10_000, 100_000)
+QUICK_MEMORY_SIZES = (200, 400, 800)
+#: Units of each fer-resnet18 layer projected in the projection rows (Captum needs one call per unit).
+PROJECTED_UNITS = 4
+
+
+def _load() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def _paired(functions: dict, repeats: int) -> dict[str, dict[str, float]]:
+    """Best wall and best CPU seconds of each function, called alternately ``repeats`` times after one warm-up each."""
+    for function in functions.values():
+        function()
+    best = {name: {"wall": float("inf"), "cpu": float("inf")} for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            function()
+            best[name]["wall"] = min(best[name]["wall"], time.perf_counter() - wall)
+            best[name]["cpu"] = min(best[name]["cpu"], time.process_time() - cpu)
+    return best
+
+
+# -- memory against N -------------------------------------------------------------------
+class _Pool:
+    """``images`` faces served from a few pre-rendered ones (face ``i`` = ``pool[i % len(pool)]``), read by the scan in batches."""
+
+    def __init__(self, pool: np.ndarray, images: int):
+        self.pool, self.images = pool, images
+
+    def __len__(self) -> int:
+        return self.images
+
+    def arrays(self, indices):
+        indices = np.asarray(indices)
+        return self.pool[indices % len(self.pool)], np.zeros(len(indices), dtype=np.int64)
+
+
+def memory_child(images: int, source: str = "stream") -> dict:
+    """In this process: scan ``images`` faces with fer-cnn; peak RSS and what the scan kept."""
+    import torch
+
+    from interpret_core import get_dataset, get_model
+    from interpret_core.analysis.unit_scan import scan_units
+
+    torch.set_num_threads(1)
+    model = get_model("fer-cnn")
+    size = int(model.input_size[-1])
+    data = get_dataset("synthfacs-stream", images=images, size=size)
+    if source == "pool":
+        data = _Pool(data.arrays(np.arange(min(256, images)))[0], images)
+    wall, cpu = time.perf_counter(), time.process_time()
+    scan = scan_units(model, data, model.layers, batch_size=64, top_k=9)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    kept = sum(scan.maxima[layer].nbytes + scan.argmax[layer].nbytes for layer in scan.layers)
+    return {
+        "images": images,
+        "units": int(sum(scan.units(layer) for layer in scan.layers)),
+        "map_bytes_per_image": int(sum(4 * np.prod(scan.shapes[layer]) for layer in scan.layers)),
+        "kept_bytes": int(kept),
+        "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "size": size,
+        "trained": model.card is not None,
+        "source": source,
+        "load": _load(),
+    }
+
+
+def _memory_point(images: int, source: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(images), "--source", source],
+        capture_output=True, text=True, check=True, env=dict(os.environ, INTERP_NO_PROGRESS="1"),
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def memory_rows(sizes, source: str = "stream") -> list[dict]:
+    points = [_memory_point(int(n), source) for n in sizes]
+    units = points[0]["units"]
+    faces = "streamed faces" if source == "stream" else "256 streamed faces repeated"
+    rows = []
+    for point in points:
+        rows.append({
+            "area": "scale",
+            "case": f"scan memory, {source}, N={point['images']:,} (fer-cnn {point['size']}x{point['size']}, conv1-3, {units} units)",
+            "ours_s": round(point["wall_s"], 2),
+            "baseline": None,
+            "baseline_s": None,
+            "ratio": None,
+            "peak_mb": round(point["peak_bytes"] / 2**20, 1),
+            "notes": f"peak_mb = ru_maxrss of a fresh process; scan arrays {point['kept_bytes'] / 2**20:.1f} MB; "
+                     f"CPU {point['cpu_s']:.1f} s; {faces}; 1 torch thread; "
+                     f"load {point['load']}",
+        })
+    counts = np.array([p["images"] for p in points], dtype=np.float64)
+    peaks = np.array([p["peak_bytes"] for p in points], dtype=np.float64)
+    slope = float(np.polyfit(counts, peaks, 1)[0]) / units if len(points) > 1 else float("nan")
+    maps = points[0]["map_bytes_per_image"] / units
+    rows.append({
+        "area": "scale",
+        "case": f"scan memory slope, {source}, N={', '.join(f'{int(n):,}' for n in counts)}",
+        "ours_s": None,
+        "baseline": f"documented {DOCUMENTED_BYTES} bytes per (image, unit)",
+        "baseline_s": None,
+        "ratio": round(slope / DOCUMENTED_BYTES, 3),
+        "peak_mb": None,
+        "notes": f"fitted {slope:.2f} bytes per (image, unit) (least squares of peak RSS on N, / {units} units); "
+                 f"ratio = fitted / {DOCUMENTED_BYTES}; keeping the activation maps would cost {maps:,.0f}",
+    })
+    return rows
+
+
+# -- ResNet-18 at 224x224 -------------------------------------------------------------------
+def _resnet_and_images(images: int):
+    import torch
+
+    from interpret_core import get_dataset, get_model
+
+    model = get_model("fer-resnet18")  # ships no weights: seeded, untrained
+    data = get_dataset("synthfacs-stream", images=images, size=int(model.input_size[-1]))
+    pixels, _ = data.arrays(np.arange(images))
+    return model, pixels, torch.get_num_threads()
+
+
+def scan_rows(images: int, repeats: int, batch_size: int = 16) -> list[dict]:
+    from bench_au_distance import _InMemory, _plain_forward
+
+    from interpret_core.analysis.unit_scan import scan_units
+
+    model, pixels, threads = _resnet_and_images(images)
+    data = _InMemory(pixels)
+    best = _paired({
+        "ours": lambda: scan_units(model, data, model.layers, batch_size=batch_size, top_k=9),
+        "baseline": lambda: _plain_forward(model, pixels, batch_size),
+    }, repeats)
+    ours, base = best["ours"], best["baseline"]
+    return [{
+        "area": "scale",
+        "case": f"scan vs forward, fer-resnet18 224x224 ({images} images, 5 layers, 1024 units)",
+        "ours_s": round(ours["wall"], 3),
+        "baseline": "plain forward pass, same images and batches",
+        "baseline_s": round(base["wall"], 3),
+        "ratio": round(ours["wall"] / base["wall"], 3),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "notes": f"ratio = ours_s / baseline_s (target <= 1.2); CPU: ours {ours['cpu']:.2f} s, forward {base['cpu']:.2f} s, "
+                 f"ratio {ours['cpu'] / base['cpu']:.3f}; batch {batch_size}, torch threads {threads}, best of {repeats}, "
+                 f"alternating; untrained weights; load {_load()}",
+    }]
+
+
+def projection_rows(images: int, repeats: int, rules=("deconv", "guided-backprop")) -> list[dict]:
+    import torch
+    from bench_attribution import _captum_units, _ours_units
+
+    model, pixels, threads = _resnet_and_images(images)
+    net, x = model.module, model.to_input(pixels)
+    rows = []
+    for rule in rules:
+        for layer in model.layers:
+            units = list(range(PROJECTED_UNITS))
+            results: dict[str, torch.Tensor] = {}
+
+            def call(which, layer=layer, rule=rule, units=units):
+                function = _ours_units if which == "ours" else _captum_units
+                results[which] = function(net, x, layer, rule, units)
+
+            best = _paired({"ours": lambda: call("ours"), "baseline": lambda: call("baseline")}, repeats)
+            torch.testing.assert_close(results["ours"], results["baseline"], atol=1e-5, rtol=1e-4)
+            ours, base = best["ours"], best["baseline"]
+            captum = "NeuronDeconvolution" if rule == "deconv" else "NeuronGuidedBackprop"
+            rows.append({
+                "area": "scale",
+                "case": f"units {layer} {rule}, fer-resnet18 224x224 ({images} images x {len(units)} units)",
+                "ours_s": round(ours["wall"], 3),
+                "baseline": f"captum {captum}, one call per unit",
+                "baseline_s": round(base["wall"], 3),
+                "ratio": round(base["wall"] / ours["wall"], 3),
+                "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "notes": f"ratio = baseline_s / ours_s; CPU: ours {ours['cpu']:.2f} s, captum {base['cpu']:.2f} s, "
+                         f"ratio {base['cpu'] / ours['cpu']:.3f}; results asserted allclose; torch threads {threads}, "
+                         f"best of {repeats}, alternating; untrained weights; load {_load()}",
+            })
+    return rows
+
+
+def run(quick: bool = False, only: tuple[str, ...] = ("memory", "scan", "projections"), sizes=None,
+        source: str = "stream") -> list[dict]:
+    """Benchmark rows (see the module docstring)."""
+    rows: list[dict] = []
+    if "memory" in only:
+        rows += memory_rows(sizes or (QUICK_MEMORY_SIZES if quick else MEMORY_SIZES), source)
+    if "scan" in only:
+        rows += scan_rows(images=8 if quick else 64, repeats=1 if quick else 3)
+    if "projections" in only:
+        rows += projection_rows(images=2 if quick else 4, repeats=1 if quick else 2,
+                                rules=("deconv",) if quick else ("deconv", "guided-backprop"))
+    return rows
+
+
+def record(rows: list[dict]) -> None:
+    """Replace this module's rows (area ``scale``) in docs/performance.md's table, keeping every other row."""
+    from run_all import DOC, END, START, _cell, _number
+
+    from interpret_core.util.io import write_text
+
+    text = DOC.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    table, tail = rest.split(END, 1)
+    def key(case: str) -> str:  # what a row measures, without its sizes
+        return case.split(", N=")[0].split(" (")[0]
+
+    ours = {key(row["case"]) for row in rows}
+    kept = [line for line in table.strip("\n").splitlines()
+            if not (line.startswith("| scale | ") and key(line.split(" | ")[1]) in ours)]
+    for row in rows:
+        kept.append("| " + " | ".join([
+            _cell(row["area"]), _cell(row["case"]), _number(row["ours_s"]), _cell(row["baseline"]),
+            _number(row["baseline_s"]), _number(row["ratio"], 3), _number(row["peak_mb"], 4),
+            _cell(row["notes"] + f"; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+                  "`python benchmarks/bench_scale.py`, not yet by run_all"),
+        ]) + " |")
+    write_text(DOC, head + START + "\n" + "\n".join(kept) + "\n" + END + tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument("--only", default="memory,scan,projections", help="comma-separated: memory, scan, projections")
+    parser.add_argument("--images", type=int, nargs="+", help="the N of the memory rows (default 1000 10000 100000)")
+    parser.add_argument("--source", choices=("stream", "pool"), default="stream",
+                        help="memory rows: render every face (stream) or repeat 256 rendered ones (pool)")
+    parser.add_argument("--record", action="store_true", help="replace this module's rows in docs/performance.md")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child is not None:
+        print(json.dumps(memory_child(args.memory_child, args.source)))
+        return 0
+    only = tuple(part.strip() for part in args.only.split(","))
+    rows = run(quick=args.quick, only=only, sizes=args.images, source=args.source)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    if args.record:
+        record(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
