@@ -6,7 +6,9 @@ the fly, nothing on disk):
 * ``scan memory, N=...`` (one row per N): :func:`scan_units` of ``fer-cnn``
   (shipped weights, 64x64 input, layers conv1-3 = 112 units) over N 64x64
   faces, batch 64, top-k 9, each N in a fresh Python process (1 torch
-  thread); ``peak_mb`` is that process's ``ru_maxrss``. ``ours_s`` is the
+  thread); ``peak_mb`` is that process's ``ru_maxrss``, and ``notes`` give
+  the RSS growth during the scan over the level after one warm-up batch
+  (``/proc/self/statm`` sampled every 10 ms). ``ours_s`` is the
   scan's wall time, ``notes`` give its CPU time. The faces come from
   ``synthfacs-stream``, rendered as the scan asks for them (``--source
   stream``, the default: ~10 ms of CPU a face, so N = 10^5 is ~17 minutes on
@@ -14,7 +16,7 @@ the fly, nothing on disk):
   rendered once and repeated (face ``i`` is pool face ``i mod 256``): the scan
   keeps the same numbers either way, and the pool costs only the forward
   passes.
-* ``scan memory slope``: the least-squares slope of peak RSS against N,
+* ``scan memory slope``: the least-squares slope of that growth against N,
   divided by the 112 units: bytes kept per (image, unit), against the 12 the
   scan documents (float32 maximum + two int32 argmax coordinates);
   ``ratio = fitted / 12`` (1.0 = exactly as documented). Keeping the
@@ -52,6 +54,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,9 +75,9 @@ def _load() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
-def _paired(functions: dict, repeats: int) -> dict[str, dict[str, float]]:
-    """Best wall and best CPU seconds of each function, called alternately ``repeats`` times after one warm-up each."""
-    for function in functions.values():
+def _paired(functions: dict, repeats: int, warm_up: bool = True) -> dict[str, dict[str, float]]:
+    """Best wall and best CPU seconds of each function, called alternately ``repeats`` times (after one warm-up each)."""
+    for function in functions.values() if warm_up else ():
         function()
     best = {name: {"wall": float("inf"), "cpu": float("inf")} for name in functions}
     for _ in range(repeats):
@@ -87,6 +90,12 @@ def _paired(functions: dict, repeats: int) -> dict[str, dict[str, float]]:
 
 
 # -- memory against N -------------------------------------------------------------------
+def _rss_bytes() -> int:
+    """The current resident set size (``/proc/self/statm``)."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class _Pool:
     """``images`` faces served from a few pre-rendered ones (face ``i`` = ``pool[i % len(pool)]``), read by the scan in batches."""
 
@@ -114,8 +123,24 @@ def memory_child(images: int, source: str = "stream") -> dict:
     data = get_dataset("synthfacs-stream", images=images, size=size)
     if source == "pool":
         data = _Pool(data.arrays(np.arange(min(256, images)))[0], images)
+    scan_units(model, data, model.layers, batch_size=64, top_k=9, indices=np.arange(min(64, images)))  # warm-up
+    before = _rss_bytes()
+    peak = [before]
+    running = [True]
+
+    def sample() -> None:  # the RSS growth over the level before the scan, sampled every 10 ms
+        while running[0]:
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
     wall, cpu = time.perf_counter(), time.process_time()
-    scan = scan_units(model, data, model.layers, batch_size=64, top_k=9)
+    try:
+        scan = scan_units(model, data, model.layers, batch_size=64, top_k=9)
+    finally:
+        running[0] = False
+        thread.join()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     kept = sum(scan.maxima[layer].nbytes + scan.argmax[layer].nbytes for layer in scan.layers)
     return {
@@ -124,6 +149,7 @@ def memory_child(images: int, source: str = "stream") -> dict:
         "map_bytes_per_image": int(sum(4 * np.prod(scan.shapes[layer]) for layer in scan.layers)),
         "kept_bytes": int(kept),
         "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "growth_bytes": max(peak[0], _rss_bytes()) - before,
         "wall_s": wall,
         "cpu_s": cpu,
         "size": size,
@@ -155,13 +181,16 @@ def memory_rows(sizes, source: str = "stream") -> list[dict]:
             "baseline_s": None,
             "ratio": None,
             "peak_mb": round(point["peak_bytes"] / 2**20, 1),
-            "notes": f"peak_mb = ru_maxrss of a fresh process; scan arrays {point['kept_bytes'] / 2**20:.1f} MB; "
+            "notes": f"peak_mb = ru_maxrss of a fresh process; RSS growth during the scan "
+                     f"{point['growth_bytes'] / 2**20:.1f} MB; scan arrays {point['kept_bytes'] / 2**20:.1f} MB; "
                      f"CPU {point['cpu_s']:.1f} s; {faces}; 1 torch thread; "
                      f"load {point['load']}",
         })
     counts = np.array([p["images"] for p in points], dtype=np.float64)
+    growth = np.array([p["growth_bytes"] for p in points], dtype=np.float64)
     peaks = np.array([p["peak_bytes"] for p in points], dtype=np.float64)
-    slope = float(np.polyfit(counts, peaks, 1)[0]) / units if len(points) > 1 else float("nan")
+    slope = float(np.polyfit(counts, growth, 1)[0]) / units if len(points) > 1 else float("nan")
+    peak_slope = float(np.polyfit(counts, peaks, 1)[0]) / units if len(points) > 1 else float("nan")
     maps = points[0]["map_bytes_per_image"] / units
     rows.append({
         "area": "scale",
@@ -171,8 +200,9 @@ def memory_rows(sizes, source: str = "stream") -> list[dict]:
         "baseline_s": None,
         "ratio": round(slope / DOCUMENTED_BYTES, 3),
         "peak_mb": None,
-        "notes": f"fitted {slope:.2f} bytes per (image, unit) (least squares of peak RSS on N, / {units} units); "
-                 f"ratio = fitted / {DOCUMENTED_BYTES}; keeping the activation maps would cost {maps:,.0f}",
+        "notes": f"fitted {slope:.2f} bytes per (image, unit) (least squares of the scan's RSS growth on N, / {units} "
+                 f"units; from ru_maxrss instead: {peak_slope:.2f}); ratio = fitted / {DOCUMENTED_BYTES}; "
+                 f"keeping the activation maps would cost {maps:,.0f}; {faces}",
     })
     return rows
 
@@ -221,6 +251,8 @@ def projection_rows(images: int, repeats: int, rules=("deconv", "guided-backprop
 
     model, pixels, threads = _resnet_and_images(images)
     net, x = model.module, model.to_input(pixels)
+    _ours_units(net, x[:1], "stem", "deconv", [0])  # warm-up once (lazy imports); each pair below is then timed cold
+    _captum_units(net, x[:1], "stem", "deconv", [0])
     rows = []
     for rule in rules:
         for layer in model.layers:
@@ -231,7 +263,7 @@ def projection_rows(images: int, repeats: int, rules=("deconv", "guided-backprop
                 function = _ours_units if which == "ours" else _captum_units
                 results[which] = function(net, x, layer, rule, units)
 
-            best = _paired({"ours": lambda: call("ours"), "baseline": lambda: call("baseline")}, repeats)
+            best = _paired({"ours": lambda: call("ours"), "baseline": lambda: call("baseline")}, repeats, warm_up=False)
             torch.testing.assert_close(results["ours"], results["baseline"], atol=1e-5, rtol=1e-4)
             ours, base = best["ours"], best["baseline"]
             captum = "NeuronDeconvolution" if rule == "deconv" else "NeuronGuidedBackprop"
