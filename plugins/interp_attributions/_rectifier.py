@@ -571,7 +571,7 @@ def _project_crops(job: Projection, x: torch.Tensor, pairs: PairPeaks, plan: Uni
             if prefix:
                 grad_source = source.new_zeros((b, *source.shape[1:]))
                 grad_source[torch.arange(b, device=x.device)[:, None, None], :, row_idx, col_idx] = grad.permute(0, 2, 3, 1)
-                images = x[pairs.image[part]].clone().requires_grad_(True)
+                images = x[pairs.image[part]].requires_grad_(True)  # indexing copies already
                 (grad_images,) = torch.autograd.grad(_entry_input(module, entry, images), images, grad_source)
         pair = torch.arange(begin, begin + b, device=x.device)
         if prefix:
