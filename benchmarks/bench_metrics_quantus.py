@@ -8,16 +8,39 @@ checks they give the same numbers on identical arrays, with our subsets or
 noise replayed into Quantus; here Quantus draws its own where it draws).
 Deterministic metrics are asserted equal here too before timing.
 
-``ratio`` = quantus_s / ours_s (higher: ours faster). Times: best of 2.
-Run alone: ``python benchmarks/bench_metrics_quantus.py [--quick]``.
+The two sides **alternate** (ours, Quantus, ours, Quantus, ...) ``repeats``
+times and each keeps its best, so a load change on a shared machine hits
+both alike. Both wall time (``time.perf_counter``) and CPU time of this
+process (``time.process_time``, much less sensitive to other processes)
+are recorded; ``ratio`` = quantus_s / ours_s on wall time, ``cpu_ratio``
+the same on CPU time (higher: ours faster). One torch thread on both sides
+(Quantus' numpy kernels run on one thread). Faithfulness and monotonicity
+correlation spend almost all their time in the model's forward passes, the
+same ones on both sides, so their notes also give the CPU time of those
+forward passes alone (a third side in the rotation): the floor neither side
+can go below.
+
+Run alone (prints JSON rows; ``--write-doc`` also rewrites the table under
+"metrics vs Quantus" in docs/performance.md)::
+
+    python benchmarks/bench_metrics_quantus.py [--quick] [--repeats N] [--only a,b] [--write-doc]
+
+Full run: about 4 minutes on an idle 2-core machine (repeats 3).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 import time
 import warnings
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+START = "<!-- quantus-table:start -->"
+END = "<!-- quantus-table:end -->"
 
 
 def _setup(images: int):
@@ -52,23 +75,54 @@ class _InputTimesGradient:
         return (grad * inputs).detach()
 
 
-def _best(fn, repeats: int = 2) -> tuple[float, object]:
-    best, out = float("inf"), None
+def _timed(function) -> tuple[float, float, object]:
+    """(wall s, CPU s of this process, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = function()
+    return time.perf_counter() - wall, time.process_time() - cpu, out
+
+
+def alternate(sides: dict, repeats: int) -> dict:
+    """Call each of ``sides`` ({name: function}) in turn, ``repeats`` rounds.
+
+    Returns ``{name}_s`` and ``{name}_cpu_s`` (the best wall and CPU time of each side) and ``{name}`` (its last result).
+    """
+    best: dict = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        for side, function in sides.items():
+            wall, cpu, best[side] = _timed(function)
+            best[f"{side}_s"] = min(best.get(f"{side}_s", float("inf")), wall)
+            best[f"{side}_cpu_s"] = min(best.get(f"{side}_cpu_s", float("inf")), cpu)
+    return best
 
 
-def run(quick: bool = False) -> list[dict]:
+def _row(case: str, timing: dict, baseline: str, notes: str) -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "area": "metrics-vs-quantus", "case": case, "ours_s": timing["ours_s"], "baseline": baseline,
+        "baseline_s": timing["theirs_s"], "ratio": timing["theirs_s"] / timing["ours_s"], "peak_mb": None,
+        "ours_cpu_s": timing["ours_cpu_s"], "baseline_cpu_s": timing["theirs_cpu_s"],
+        "cpu_ratio": timing["theirs_cpu_s"] / timing["ours_cpu_s"], "load_average_1min": load,
+        "notes": (f"ratio = baseline_s / ours_s (wall; CPU: {timing['theirs_cpu_s']:.3g} / {timing['ours_cpu_s']:.3g} s "
+                  f"= {timing['theirs_cpu_s'] / timing['ours_cpu_s']:.2f}); {notes}; 1-min load {load:.1f}"),
+    }
+
+
+def run(quick: bool = False, repeats: int | None = None, only: list[str] | None = None) -> list[dict]:
     import quantus
+    import torch
 
     from interpret_core import get_attribution_metric
 
-    import torch
-
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # Quantus' numpy kernels run on one thread; the models of both sides do too
+    try:
+        return _rows(quantus, get_attribution_metric, quick, repeats or (1 if quick else 3), only)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _rows(quantus, get_attribution_metric, quick: bool, repeats: int, only: list[str] | None) -> list[dict]:
     images = 8 if quick else 64
     net, x, y, a, masks, np = _setup(images)
     xs, ys, as_, ss = x.numpy(), y.numpy(), a.numpy(), masks[:, None].numpy()
@@ -103,30 +157,102 @@ def run(quick: bool = False) -> list[dict]:
     ]
     rows = []
     for name, options, make_quantus, extra, deterministic in cases:
+        if only and name not in only:
+            continue
         metric = get_attribution_metric(name, **options)
 
-        def ours():
+        def ours(metric=metric):
             return metric(inputs=x, targets=y, attributions=a, masks=masks, model=net, method=method)
 
-        def theirs():
+        def theirs(make_quantus=make_quantus, extra=extra):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return np.asarray(make_quantus()(model=net, x_batch=xs, y_batch=ys, a_batch=as_.copy(), s_batch=ss,
                                                  device="cpu", **extra), dtype=np.float64)
 
-        ours_s, ours_scores = _best(ours)
-        quantus_s, quantus_scores = _best(theirs)
+        sides = {"ours": ours, "theirs": theirs}
+        if name in FORWARD_BOUND:
+            sides["floor"] = _forward_floor(net, x, FORWARD_BOUND[name](options, len(x), x[0].numel()))
+        timing = alternate(sides, repeats)
         if deterministic:
-            np.testing.assert_allclose(ours_scores, quantus_scores, rtol=1e-4, atol=1e-6)
-        rows.append({
-            "area": "metrics-vs-quantus", "case": name, "ours_s": ours_s, "baseline": "Quantus 0.6.0",
-            "baseline_s": quantus_s, "ratio": quantus_s / ours_s, "peak_mb": None,
-            "notes": (f"{images} images, 1 torch thread; ratio = quantus_s / ours_s, best of 2; "
-                      + ("scores asserted equal" if deterministic else "random draws: equality is checked in the tests")),
-        })
+            np.testing.assert_allclose(timing["ours"], timing["theirs"], rtol=1e-4, atol=1e-6)
+        floor = (f"; the same forward passes alone: {timing['floor_cpu_s']:.3g} s CPU" if "floor_cpu_s" in timing else "")
+        rows.append(_row(name, timing, "Quantus 0.6.0",
+                         f"{images} images, 1 torch thread, alternating, best of {repeats}{floor}; "
+                         + ("scores asserted equal" if deterministic else "random draws: equality is checked in the tests"))
+                    | {"floor_cpu_s": timing.get("floor_cpu_s")})
     return rows
 
 
-if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
+#: Cases whose cost is the model's forward passes: how many images they push through it (options, N, pixels).
+FORWARD_BOUND = {
+    "faithfulness-correlation": lambda options, n, pixels: n * (options["runs"] + 1),
+    "monotonicity-correlation": lambda options, n, pixels: n * (-(-pixels // options["features_in_step"]) + 1),
+}
+
+
+def _forward_floor(net, x, count: int):
+    """A plain no-grad forward of ``count`` images (x repeated) in passes of 64, as both sides: what neither can avoid."""
+    import torch
+
+    images = x.repeat((count + len(x) - 1) // len(x), 1, 1, 1)[:count]
+
+    def forward():
+        with torch.no_grad():
+            for first in range(0, count, 64):
+                net(images[first : first + 64])
+
+    return forward
+
+
+def render_table(rows: list[dict]) -> str:
+    """The Markdown table between the markers: one line per row, wall and CPU ratios, the load."""
+    lines = ["| metric | ours (s) | Quantus (s) | ratio (wall) | ours CPU (s) | Quantus CPU (s) | ratio (CPU) "
+             "| forward passes alone, CPU (s) | 1-min load | check |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        check = row["notes"].split("; ")[-2] if "; " in row["notes"] else ""
+        floor = f"{row['floor_cpu_s']:.3f}" if row.get("floor_cpu_s") is not None else "-"
+        lines.append(f"| `{row['case']}` | {row['ours_s']:.3f} | {row['baseline_s']:.3f} | {row['ratio']:.2f} | "
+                     f"{row['ours_cpu_s']:.3f} | {row['baseline_cpu_s']:.3f} | {row['cpu_ratio']:.2f} | {floor} | "
+                     f"{row['load_average_1min']:.1f} | {check} |")
+    return "\n".join(lines)
+
+
+def rewrite_doc(rows: list[dict], doc: Path = DOC) -> None:
+    """Replace the text between the quantus-table markers in docs/performance.md."""
+    import datetime
+    import platform
+
+    sys.path.insert(0, str(doc.parent.parent))
+    from interpret_core.util.io import write_text
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = (f"Measured {stamp} by `python benchmarks/bench_metrics_quantus.py --write-doc` "
+            f"({os.cpu_count()} CPUs, Python {platform.python_version()}):")
+    text = doc.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"{doc} has no {START} ... {END} markers")
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    write_text(doc, f"{before}{START}\n{head}\n\n{render_table(rows)}\n{END}{after}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="8 images, 10 subsets, one repeat")
+    parser.add_argument("--repeats", type=int, default=None, help="alternations per case (default 3; 1 with --quick)")
+    parser.add_argument("--only", help="comma-separated metric names")
+    parser.add_argument("--write-doc", action="store_true", help="rewrite the table in docs/performance.md")
+    args = parser.parse_args(argv)
+    rows = run(quick=args.quick, repeats=args.repeats, only=args.only.split(",") if args.only else None)
+    for row in rows:
         print(json.dumps(row))
+    if args.write_doc:
+        rewrite_doc(rows)
+        print(f"rewrote the table in {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -170,15 +170,17 @@ def render_table(rows: list[dict], info: dict, quick: bool) -> str:
         "| area | case | ours (s) | baseline | baseline (s) | ratio | peak MB | notes |",
         "|---|---|---:|---|---:|---:|---:|---|",
     ]
-    for row in rows:
-        lines.append(
-            "| " + " | ".join([
-                _cell(row.get("area")), _cell(row.get("case")), _number(row.get("ours_s")), _cell(row.get("baseline")),
-                _number(row.get("baseline_s")), _number(row.get("ratio"), 3), _number(row.get("peak_mb"), 4),
-                _cell(row.get("notes")),
-            ]) + " |"
-        )
+    lines.extend(render_row(row) for row in rows)
     return "\n".join(lines)
+
+
+def render_row(row: dict) -> str:
+    """One benchmark row as a line of the table."""
+    return "| " + " | ".join([
+        _cell(row.get("area")), _cell(row.get("case")), _number(row.get("ours_s")), _cell(row.get("baseline")),
+        _number(row.get("baseline_s")), _number(row.get("ratio"), 3), _number(row.get("peak_mb"), 4),
+        _cell(row.get("notes")),
+    ]) + " |"
 
 
 def rewrite_doc(table: str, doc: Path = DOC) -> None:

@@ -217,3 +217,18 @@ def test_robustness_is_zero_for_a_map_that_ignores_the_input():
         kwargs = _kwargs(maps.numpy())
         kwargs["method"] = method
         np.testing.assert_allclose(get_attribution_metric(name, samples=3)(**kwargs), 0.0, atol=1e-12)
+
+
+def test_faithfulness_correlation_subsets_are_seeded_by_the_map_and_drawn_without_replacement():
+    rng = np.random.default_rng(2)
+    maps = torch.as_tensor(rng.normal(size=(3, 8, 8)))
+    metric = get_attribution_metric("faithfulness-correlation", runs=200, subset_size=5)
+    subsets = metric.subsets(maps)  # [N, R, S]
+    assert subsets.shape == (3, 200, 5)
+    torch.testing.assert_close(metric.subsets(maps[[2, 0]]), subsets[[2, 0]])  # position in the batch does not matter
+    assert all(len(set(run.tolist())) == 5 for run in subsets.reshape(-1, 5))  # no pixel twice in one subset
+    assert not torch.equal(get_attribution_metric("faithfulness-correlation", runs=200, subset_size=5, seed=1).subsets(maps), subsets)
+    assert not torch.equal(subsets[0], subsets[1])  # runs of different maps are different draws
+    # every pixel equally likely: 200 runs x 5 px over 64 px = 15.6 per pixel; no pixel far off
+    counts = torch.bincount(subsets[0].reshape(-1), minlength=64)
+    assert counts.min() >= 3 and counts.max() <= 32

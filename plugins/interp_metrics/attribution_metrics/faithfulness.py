@@ -19,9 +19,8 @@ Baseline (``baseline`` option), the same for both curves:
     ``zero``: black, as the original deletion game.
 
 Every step of every image of a batch goes through the model in forward
-batches of ``forward_batch`` images (no per-step loop in Python). The
-default, 64, was the fastest on CPU for fer-cnn (larger batches fall out of
-cache: 512 cost ~1.3x more per image); raise it on a GPU.
+batches of ``forward_batch`` images (no per-step loop in Python), default
+:data:`.base.FORWARD_BATCH` (64); raise it on a GPU.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from typing import Any
 
 from interpret_core import MetricResult, UsageError
 
-from .base import SALIENCY_MODES, BenchMetric
+from .base import FORWARD_BATCH, SALIENCY_MODES, BenchMetric
 
 BASELINES = ("blur", "mean", "zero")
 
@@ -59,7 +58,7 @@ class _PerturbationCurve(BenchMetric):
         baseline: str = "blur",
         sigma: float = 4.0,
         saliency: str = "abs",
-        forward_batch: int = 64,
+        forward_batch: int = FORWARD_BATCH,
         **unknown: Any,
     ):
         steps = self._check_number(self.name, "steps", steps, 1, integer=True)
@@ -80,7 +79,7 @@ class _PerturbationCurve(BenchMetric):
         import torch
 
         from .base import TIE_SEED
-        from .kernels import descending_order, saliency_maps
+        from .kernels import descending_order, saliency_maps, target_outputs
 
         n, channels, height, width = inputs.shape
         pixels = height * width
@@ -92,19 +91,16 @@ class _PerturbationCurve(BenchMetric):
         # Deletion moves from the image to the baseline; insertion the other way.
         start, end = (inputs, base) if self.deleting else (base, inputs)
         targets = torch.as_tensor(targets).to(torch.int64).view(-1)
-        total = n * (self.steps + 1)
-        probabilities = torch.empty(total, dtype=torch.float64)
-        device = next((p.device for p in model.parameters()), inputs.device)
-        with torch.no_grad():
-            for first in range(0, total, self.forward_batch):
-                index = torch.arange(first, min(first + self.forward_batch, total))
-                image, step = index // (self.steps + 1), index % (self.steps + 1)
-                changed = (rank[image] < counts[step].view(-1, 1)).view(-1, 1, height, width)
-                batch = torch.where(changed, end[image], start[image])
-                logits = model(batch.to(device)).to(torch.float64)
-                probs = torch.softmax(logits, dim=1)
-                probabilities[index] = probs.gather(1, targets[image].to(probs.device).view(-1, 1)).view(-1).cpu()
-        return probabilities.view(n, self.steps + 1)
+        points = self.steps + 1
+
+        def make_batch(index):
+            image, step = index // points, index % points
+            changed = (rank[image] < counts[step].view(-1, 1)).view(-1, 1, height, width)
+            return torch.where(changed, end[image], start[image])
+
+        probabilities = target_outputs(model, n * points, make_batch, torch.arange(n).repeat_interleave(points), targets,
+                                       self.forward_batch, probability=True)
+        return probabilities.view(n, points)
 
     def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
         from .kernels import trapezoid
@@ -145,7 +141,7 @@ class _Perturbing(BenchMetric):
     needs_model = True
 
     def __init__(self, own: dict[str, Any], baseline: str = "blur", sigma: float = 4.0, output: str = "logit",
-                 forward_batch: int = 64, seed: int = 0, **unknown: Any):
+                 forward_batch: int = FORWARD_BATCH, seed: int = 0, **unknown: Any):
         """``own``: the subclass's validated options; the rest are the shared ones, or unknown."""
         self._check_choice(self.name, "baseline", baseline, BASELINES)
         sigma = self._check_number(self.name, "sigma", sigma, 1e-6)
@@ -179,6 +175,8 @@ class FaithfulnessCorrelation(_Perturbing):
     """
 
     name = "faithfulness-correlation"
+    #: 2: subsets drawn as permutations of one generator per map (was: one seeded key sort per map and run).
+    version = 2
     description = "Bhatt et al.: correlation of subset attribution sums with the output drop when the subset is removed (higher is better)."
     higher_is_better = True
 
@@ -190,18 +188,27 @@ class FaithfulnessCorrelation(_Perturbing):
         self.runs, self.subset_size, self.saliency = runs, subset_size, saliency
 
     def subsets(self, maps):
-        """LongTensor [N, runs, subset_size]: the pixel subsets of each map."""
+        """LongTensor [N, runs, subset_size]: the pixel subsets of each map.
+
+        Run r of a map is the first ``subset_size`` entries of the r-th random
+        permutation of its pixels drawn from one generator per map, seeded by
+        sha256 of ``seed * 100003 + 1`` and the map's bytes
+        (:func:`.kernels.row_generators`): the same map gets the same subsets
+        in any batch, runs are independent draws without replacement (as
+        Quantus' ``np.random.choice(..., replace=False)``). One hash per map
+        and one permutation per run, not a hash and a sort of P keys per run.
+        """
         import torch
 
-        from .kernels import tie_keys
+        from .kernels import row_generators
 
         n, pixels = maps.shape[0], maps[0].numel()
         size = min(self.subset_size, pixels)
-        draws = []
-        for run in range(self.runs):
-            keys = tie_keys(maps, seed=self.seed * 100003 + run + 1)
-            draws.append(torch.argsort(keys, dim=1)[:, :size])
-        return torch.stack(draws, dim=1)
+        draws = torch.empty(n, self.runs, size, dtype=torch.int64)
+        for image, generator in enumerate(row_generators(maps, seed=self.seed * 100003 + 1)):
+            for run in range(self.runs):
+                draws[image, run] = torch.randperm(pixels, generator=generator)[:size]
+        return draws
 
     def evaluate_batch(self, *, inputs, targets, attributions, masks, model, method):
         import torch
