@@ -232,7 +232,7 @@ def default_bench(out: str | None = None, threads: int = 2) -> tuple[dict, dict 
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         load_end = os.getloadavg()[0]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    case = f"default interp bench (fer-cnn, default SynthFACS, {threads} threads)"
+    case = f"default interp bench (fer-cnn, default SynthFACS, {_threads(threads)})"
     if done.returncode != 0:
         return ({"area": "bench", "case": case, "ours_s": None, "baseline": f"target {TARGET_S:.0f} s", "baseline_s": TARGET_S,
                  "ratio": None, "peak_mb": None,
@@ -255,6 +255,10 @@ def default_bench(out: str | None = None, threads: int = 2) -> tuple[dict, dict 
         "cpu_s": cpu, "load_start": load_start, "load_end": load_end, "threads": threads,
     }
     return row, result
+
+
+def _threads(count: int) -> str:
+    return f"{count} torch thread" + ("" if count == 1 else "s")
 
 
 def _family_tables(result: dict) -> list[str]:
@@ -293,7 +297,7 @@ def render_doc_table(result: dict, row: dict, command: str) -> str:
         + (f"; accuracy on them {accuracy:.3f}" if accuracy is not None else "")
         + f"), every default: {len(result['methods']) - baselines} methods and {baselines} baselines x "
         f"{len(result['metrics'])} metrics. Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"Python {platform.python_version()}, torch {torch.__version__}, {row.get('threads')} threads: "
+        f"Python {platform.python_version()}, torch {torch.__version__}, {_threads(row.get('threads', 2))}: "
         f"wall {row['ours_s']:.0f} s, CPU {row.get('cpu_s', 0):.0f} s, 1-min load {row.get('load_start', 0):.1f} -> "
         f"{row.get('load_end', 0):.1f}" + (f" ({result['reused']} cells reused from an earlier, interrupted run)" if result["reused"] else "")
         + ".",
