@@ -22,6 +22,7 @@ from interpret_core.cli import main
 from interpret_core.nn.weights import sha256_file
 from interpret_core.workflows import executors
 from interpret_core.workflows.executors import ExecutorChoice, open_executor
+from test_train import _strip_times
 
 pytestmark = pytest.mark.slow
 
@@ -127,29 +128,26 @@ def _train_argv(root: Path, out: Path, *extra: str) -> list[str]:
             "-o", str(out), "--json", *extra]
 
 
-def _metrics_without_times(out: Path) -> dict:
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in ("seconds", "command")}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return strip(json.loads((out / "metrics.json").read_text()))
-
-
 def test_training_folds_and_final_model_on_dask_give_the_same_weights(cluster, synthfacs_root, tmp_path):
+    from interpret_core.workflows.training import TrainConfig, train
+
     local, remote = tmp_path / "local", tmp_path / "dask"
     assert main(_train_argv(synthfacs_root, local, "--workers", "1")) == 0
-    assert main(_train_argv(synthfacs_root, remote, "--executor", "dask", "--scheduler", cluster.address)) == 0
+    events = []
+    config = TrainConfig(model="fer-cnn", dataset="synthfacs", data_root=str(synthfacs_root), folds=2, epochs=1, batch_size=32)
+    result = train(config, remote, executor=_dask(cluster), callback=lambda event, info: events.append(event))
     assert sha256_file(remote / "model.safetensors") == sha256_file(local / "model.safetensors")
-    assert _metrics_without_times(remote) == _metrics_without_times(local)
+    assert _strip_times(result.metrics) == _strip_times(json.loads((local / "metrics.json").read_text()))
     for fold in ("fold-00.json", "fold-01.json"):
         assert json.loads((remote / "folds" / fold).read_text())["history"] == json.loads((local / "folds" / fold).read_text())["history"]
+    # the workers' progress reaches the command: each fold's start and epochs, then the final model
+    assert events.count("fold_start") == events.count("fold_end") == 2 and events.count("epoch_end") == 2
+    assert events[-2:] == ["final_start", "final_end"]
 
 
 # -- the unit scan ------------------------------------------------------------------------------------
-def test_the_sharded_scan_is_bit_identical_to_the_local_scan(cluster, synthfacs_root):
+@pytest.mark.parametrize("where", ["dask", "local processes"])
+def test_the_sharded_scan_is_bit_identical_to_the_local_scan(where, cluster, synthfacs_root):
     from interpret_core.analysis.unit_scan import scan_shards, scan_units
     from interpret_core.workflows.setup import DataChoice, ModelChoice, load_dataset, load_model, shared_model
     from interpret_core.workflows.sharded_scan import sharded_scanner
@@ -159,7 +157,8 @@ def test_the_sharded_scan_is_bit_identical_to_the_local_scan(cluster, synthfacs_
     indices = np.arange(3, len(dataset), 2)  # not from 0, not contiguous: shards carry sample indices
     local = scan_units(model, dataset, model.layers, batch_size=8, top_k=5, indices=indices)
     assert len(scan_shards(indices, 8, 2 * 4)) > 2  # several shards, so the merge is exercised
-    with open_executor(_dask(cluster)) as executor:
+    with open_executor(_dask(cluster) if where == "dask" else ExecutorChoice("local", workers=2)) as executor:
+        assert not executor.in_process
         sharded = sharded_scanner(executor, shared_model(model, model_choice), data_choice)(
             model, dataset, model.layers, batch_size=8, top_k=5, indices=indices)
     assert np.array_equal(sharded.indices, local.indices)

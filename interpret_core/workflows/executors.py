@@ -39,6 +39,7 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -296,7 +297,11 @@ class DaskExecutor(Executor):
     def share(self, value: Any) -> Any:
         # A task that returns the value, not client.scatter: the scheduler can recompute a task's
         # result when the worker holding it dies, but never scattered data.
-        return self.client.submit(_shared_value, value, key=f"shared-{type(value).__name__}-{uuid.uuid4().hex}", pure=False)
+        # Dask warns about a large graph here (a training job's crops are tens of MB); sending them once
+        # inside this one task is the point, so that warning says nothing to the user.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+            return self.client.submit(_shared_value, value, key=f"shared-{type(value).__name__}-{uuid.uuid4().hex}", pure=False)
 
     def map(self, function, items, *, shared=(), on_event=None, name="task"):
         import queue as queue_module
