@@ -235,3 +235,17 @@ def test_without_distributed_the_error_names_the_extra(monkeypatch):
     with pytest.raises(UsageError, match=r"interp\[dask\]"):
         with open_executor(ExecutorChoice("dask", workers=1)):
             pass
+
+
+def test_a_dead_local_worker_process_is_a_clear_error_and_the_rerun_completes(cluster, tmp_path):
+    from interp_datasets.synthfacs import generate
+
+    from interpret_core.api.errors import InterpError
+
+    cluster.marker.write_text("SynthFACS subject", encoding="utf-8")  # local pool workers see the same hook
+    with pytest.raises(InterpError, match="a local worker process died") as caught:
+        generate(tmp_path / "release", subjects=2, seed=5, executor=ExecutorChoice("local", workers=2))
+    assert "run the same command again" in caught.value.hint and not cluster.marker.exists()
+    generate(tmp_path / "release", subjects=2, seed=5, executor=ExecutorChoice("local", workers=2))  # resumes
+    generate(tmp_path / "reference", subjects=2, seed=5, workers=1)
+    assert _tree(tmp_path / "release") == _tree(tmp_path / "reference")
