@@ -117,8 +117,8 @@ def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
     open_dataset("synthfacs", None, {})  # the default release is generated once, before any clock starts
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as scratch, \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as two, \
-            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as one, \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR) as two, \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR) as one, \
             Client(two) as two_client, Client(one) as one_client:
         two_client.run(_warm_up)
         one_client.run(_warm_up)

@@ -33,7 +33,7 @@ def cluster(tmp_path_factory):
     marker = tmp_path_factory.mktemp("kill") / "kill-next-task"
     os.environ[executors.KILL_TASK_VARIABLE] = str(marker)  # inherited by the worker processes started below
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local:
             with Client(local) as client:
                 yield SimpleNamespace(address=local.scheduler_address, scheduler=local.scheduler, marker=marker, client=client)
     finally:

@@ -284,7 +284,7 @@ class DaskExecutor(Executor):
 
             count = workers or _cpus()
             self._cluster = distributed.LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",  # any free port: no clash with a running cluster
                 silence_logs=logging.ERROR,
             )
             self.client = distributed.Client(self._cluster, set_as_default=False)
