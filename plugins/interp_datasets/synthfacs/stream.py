@@ -175,7 +175,10 @@ class SynthFACSStream(Dataset):
         for row, index in enumerate(selected.tolist()):
             images[row] = self._render(index, with_masks=False)[0]
         images /= np.float32(255.0)
-        emotions = self._sample_emotions()[selected % self.images] if selected.size else np.zeros(0, dtype=np.int64)
+        selected = selected % self.images
+        # Only the selected samples' labels: a batch must cost O(batch), not O(N).
+        rows, apex = selected // SAMPLES_PER_SEQUENCE, selected % SAMPLES_PER_SEQUENCE != 0
+        emotions = np.where(apex, self._seq_emotion[rows].astype(np.int64), 0) if selected.size else np.zeros(0, dtype=np.int64)
         return images, emotions
 
     # -- labels without rendering ---------------------------------------------------------
