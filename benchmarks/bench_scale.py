@@ -11,8 +11,8 @@ the fly, nothing on disk):
   (``/proc/self/statm`` sampled every 10 ms). ``ours_s`` is the
   scan's wall time, ``notes`` give its CPU time. The faces come from
   ``synthfacs-stream``, rendered as the scan asks for them (``--source
-  stream``, the default: ~10 ms of CPU a face, so N = 10^5 is ~17 minutes on
-  one core), or, with ``--source pool``, the stream's first 256 faces
+  stream``, the default: ~12.5 ms of CPU a face, so N = 10^5 is ~21 minutes
+  on one core), or, with ``--source pool``, the stream's first 256 faces
   rendered once and repeated (face ``i`` is pool face ``i mod 256``): the scan
   keeps the same numbers either way, and the pool costs only the forward
   passes.
@@ -39,8 +39,9 @@ sensitive to other processes on a shared machine) and the 1-minute load
 average when the row was measured.
 
 Run: ``python benchmarks/bench_scale.py`` (N = 10^3, 10^4, 10^5 streamed:
-about 20 minutes of one core for the memory rows, nearly all of it rendering
-111,000 faces; ``--source pool`` for the same rows in ~3 minutes;
+about 25 minutes of one core for the memory rows, nearly all of it rendering
+111,000 faces at ~12.5 ms of CPU each, then ~5 minutes for the ResNet-18
+rows; ``--source pool`` for the memory rows in ~3 minutes;
 ``--images 1000 10000 30000`` for a shorter curve), ``--only memory|scan|projections``,
 ``--quick`` (N = 200, 400, 800; few images), ``--record`` (replace this
 module's rows in docs/performance.md).
