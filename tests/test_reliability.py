@@ -140,6 +140,63 @@ def test_bench_recomputes_cells_after_a_plugin_method_is_edited(synthfacs_root, 
     assert cell["mean"] == pytest.approx(2 * old["mean"])
 
 
+EDITABLE_MODEL = '''
+from interp_models.models import FerCNNModel
+from interpret_core import hookimpl
+
+
+class EditedCNN(FerCNNModel):
+    name = "test-edited-cnn"
+    default_weights = None
+    # {edit}
+
+
+@hookimpl
+def interp_register_models(register):
+    register(EditedCNN)
+'''
+
+
+def test_train_resume_retrains_folds_after_the_model_plugin_or_interp_changes(synthfacs_root, tmp_path, monkeypatch,
+                                                                              capsys, fresh_registry):
+    import importlib.metadata
+
+    site = tmp_path / "site"
+    _editable_dist(site, "interp-test-edited-cnn", "test_edited_cnn_plugin", EDITABLE_MODEL.format(edit="first"))
+    monkeypatch.syspath_prepend(str(site))
+    out = tmp_path / "train"
+    args = ["train", "--model", "test-edited-cnn", "--dataset", "synthfacs", "--data-root", str(synthfacs_root),
+            "--subjects", "4", "--folds", "2", "--epochs", "1", "--jobs", "1", "--out", str(out), "--json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main([*args, "--resume"]) == 0  # unchanged: both folds reused, nothing stale
+    captured = capsys.readouterr()
+    assert (json.loads(captured.out)["resumed_folds"], json.loads(captured.out)["stale_folds"]) == ([0, 1], [])
+    assert "stale" not in captured.err
+    # the plugin's author edits the model's module (an editable install: same version number)
+    (site / "test_edited_cnn_plugin.py").write_text(EDITABLE_MODEL.format(edit="second"))
+    sys.modules.pop("test_edited_cnn_plugin", None)
+    reset_registry()
+    assert main([*args, "--resume"]) == 0
+    captured = capsys.readouterr()
+    again = json.loads(captured.out)
+    assert again["resumed_folds"] == [] and [fold["fold"] for fold in again["stale_folds"]] == [0, 1]
+    reason = again["stale_folds"][0]["reason"]
+    assert reason.startswith("interp's or a plugin's code or version changed: code.model:test-edited-cnn.source_sha256")
+    assert _first_line(captured.err) == f"warning: {out / 'folds' / 'fold-00.json'} is stale, so fold 0 is retrained ({reason})"
+    assert again["mean_accuracy"] == first["mean_accuracy"]  # a comment changed: the same arithmetic
+    fold = json.loads((out / "folds" / "fold-00.json").read_text())
+    assert f"'{fold['fingerprint']['code']['model:test-edited-cnn']['source_sha256'][:30]}" in reason.split(" then, ")[1]
+    assert json.loads((out / "model.json").read_text())["fingerprint"] == fold["fingerprint"]  # the final model too
+    # interp itself is upgraded: its version is part of the key
+    installed = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "99.0" if name == "interp" else installed(name))
+    assert main([*args, "--resume"]) == 0
+    upgraded = json.loads(capsys.readouterr().out)
+    assert upgraded["resumed_folds"] == [] and "code.interp.version ('" in upgraded["stale_folds"][0]["reason"]
+    assert "'99.0' now" in upgraded["stale_folds"][0]["reason"]
+
+
 # -- one writer per output folder ------------------------------------------------------------------
 HOLDER = """
 import sys, time
@@ -316,20 +373,35 @@ def test_seven_class_weights_on_eight_class_data_are_reported(synthfacs_root, tm
 
 
 # -- smaller ---------------------------------------------------------------------------------------
-def test_stale_temp_files_are_removed_by_the_next_write(tmp_path):
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write_and_a_live_writers_is_kept(tmp_path):
+    import fcntl
+
     from interpret_core.util.io import write_json
 
-    old = tmp_path / ".results.json.a1b2c3d4.tmp"
-    new = tmp_path / ".results.json.e5f6g7h8.tmp"
-    other = tmp_path / ".scores.csv.a1b2c3d4.tmp"
-    for path in (old, new, other):
+    killed = tmp_path / ".results.json.a1b2c3d4.tmp"  # no process holds its lock: its writer died
+    live = tmp_path / ".results.json.e5f6g7h8.tmp"  # another process is still writing it
+    other = tmp_path / ".scores.csv.a1b2c3d4.tmp"  # another target's
+    for path in (killed, live, other):
+        path.write_bytes(b"x" * 1000)
+    with open(live, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # what atomic_open holds until its rename
+        write_json(tmp_path / "results.json", {"a": 1})
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "results.json"])
+    write_json(tmp_path / "results.json", {"a": 2})  # the live writer has finished (or died) meanwhile
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, "results.json"])
+
+
+def test_without_flock_temp_files_go_once_a_day_old(tmp_path, monkeypatch):
+    import interpret_core.util.io as atomic_io
+
+    monkeypatch.setattr(atomic_io, "fcntl", None)  # e.g. Windows: the lock cannot be tested
+    old, new = tmp_path / ".results.json.a1b2c3d4.tmp", tmp_path / ".results.json.e5f6g7h8.tmp"
+    for path in (old, new):
         path.write_bytes(b"x" * 1000)
     two_days_ago = time.time() - 2 * 24 * 3600
-    for path in (old, other):
-        os.utime(path, (two_days_ago, two_days_ago))
-    write_json(tmp_path / "results.json", {"a": 1})
-    # the day-old one beside this target goes; a fresh one (maybe a live writer's) and other targets' stay
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new.name, other.name, "results.json"])
+    os.utime(old, (two_days_ago, two_days_ago))
+    atomic_io.write_json(tmp_path / "results.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new.name, "results.json"])
 
 
 def test_train_on_an_unwritable_out_fails_before_any_fold(tmp_path, capsys, synthfacs_root):

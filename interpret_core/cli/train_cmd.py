@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from . import params
-from .output import emit, info
+from .output import emit, info, warn
 
 
 def _render(summary: dict[str, Any]):
@@ -110,8 +110,13 @@ def train_command(
         device=model_choice.device,
     )
 
+    stale_folds: list[dict[str, Any]] = []
+
     def report(event: str, details: dict[str, Any]) -> None:
-        if event == "fold_end":
+        if event == "fold_stale":
+            stale_folds.append({"fold": details["fold"], "reason": details["reason"]})
+            warn(f"{details['file']} is stale, so fold {details['fold']} is retrained ({details['reason']})")
+        elif event == "fold_end":
             info(f"fold {details['fold']}: accuracy {details['accuracy']:.3f} (best epoch {details['best_epoch']})")
         elif event == "final_start":
             info(f"final model: {details['epochs']} epochs on all subjects")
@@ -142,6 +147,7 @@ def train_command(
             for f in metrics["folds"]
         ],
         "resumed_folds": result.resumed_folds,
+        "stale_folds": stale_folds,
         "final_epochs": metrics["final_model"]["epochs"],
         "metrics": str(result.metrics_path),
         "weights": str(result.weights_path),

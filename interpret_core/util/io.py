@@ -2,11 +2,14 @@
 
 Every result file is written to a temporary file in the same folder and then
 renamed over the target with :func:`os.replace`, so an interrupted run leaves
-each file either complete or absent, never half-written. A process killed
-with SIGKILL leaves its temporary file behind; the next write next to the
-same target removes such files once they are a day old, and
-:func:`claim_output_dir` (which holds the folder's lock, so no live writer
-can own them) removes every one in the folder at once.
+each file either complete or absent, never half-written. The writer holds an
+``flock`` on its temporary file until the rename; a process killed with
+SIGKILL leaves the file behind, unlocked (the kernel drops a dead process's
+locks), so the next write next to the same target, and
+:func:`claim_output_dir` for the whole folder, remove it at once, while the
+temporary file of a live writer (another process filling the same cache) is
+left alone. Where locks cannot be tested (no ``fcntl``, a file system
+without ``flock``) such files are removed once a day old.
 
 A command that writes an output folder holds it with :func:`claim_output_dir`
 for the whole command: a second writer is refused with
@@ -18,6 +21,7 @@ or is interrupted before writing anything into it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -29,7 +33,13 @@ import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-#: Temporary files of :func:`atomic_open` older than this (seconds) are removed by the next write beside them.
+try:
+    import fcntl
+except ImportError:  # Windows: temp files of killed writers go by age only
+    fcntl = None  # type: ignore[assignment]
+
+#: Temporary files of :func:`atomic_open` whose writer cannot be tested for life (no ``flock``) are removed by
+#: the next write beside them once older than this (seconds).
 STALE_TEMP_SECONDS = 24 * 3600
 #: ``.<target name>.<8 random characters from mkstemp>.tmp``
 TEMP_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
@@ -52,13 +62,43 @@ def _fault_point(phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _writer_gone(path: str) -> bool | None:
+    """Whether the writer of temp file ``path`` is dead: True (the file is then removed here), False, or None.
+
+    None means the lock cannot be tested (no ``fcntl``, a file system
+    without ``flock``, a file we may not open). The removal happens while
+    the lock is held, so a writer that locks the file just after us finds it
+    unlinked and takes another (see :func:`_locked_temp_file`).
+    """
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return False  # renamed or removed meanwhile: nothing left to clean
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            return False if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temp_files(folder: str | os.PathLike, name: str | None = None, older_than: float = STALE_TEMP_SECONDS,
                             recursive: bool = False) -> int:
     """Remove leftover temporary files of :func:`atomic_open` in ``folder``; returns how many.
 
-    Only files that match the temporary-file pattern (of ``name`` if given)
-    and whose modification time is at least ``older_than`` seconds ago are
-    removed; errors (a file already gone, no permission) are ignored.
+    A file that matches the temporary-file pattern (of ``name`` if given) is
+    removed if its writer is gone (no process holds its ``flock``); where
+    that cannot be tested, if its modification time is at least
+    ``older_than`` seconds ago. Errors (a file already gone, no permission)
+    are ignored.
     """
     removed = 0
     now = time.time()
@@ -77,13 +117,41 @@ def remove_stale_temp_files(folder: str | os.PathLike, name: str | None = None, 
                     continue
                 if not TEMP_PATTERN.match(entry.name) or (name is not None and not entry.name.startswith(f".{name}.")):
                     continue
-                if older_than > 0 and now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                gone = _writer_gone(entry.path)
+                if gone is None:
+                    if older_than > 0 and now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                        continue
+                    os.unlink(entry.path)
+                elif not gone:
                     continue
-                os.unlink(entry.path)
                 removed += 1
             except OSError:
                 continue
     return removed
+
+
+def _locked_temp_file(target: Path) -> tuple[int, int | None, str]:
+    """A new temp file beside ``target``: (fd, a second fd holding its ``flock`` or None, its path).
+
+    The lock tells :func:`remove_stale_temp_files` that the writer is alive;
+    it is held on its own descriptor so that it lasts until after the rename
+    (closing the file does not drop it). A cleaner that removed the file
+    between its creation and our lock leaves it unlinked: then take another.
+    """
+    while True:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        if fcntl is None:
+            return fd, None, tmp_name
+        lock_fd = os.dup(fd)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        except OSError:  # no flock on this file system: the age rule applies
+            os.close(lock_fd)
+            return fd, None, tmp_name
+        if os.fstat(fd).st_nlink:
+            return fd, lock_fd, tmp_name
+        os.close(lock_fd)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -101,7 +169,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", durable: bool = True)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(target.parent, target.name)
     _writes += 1
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, lock_fd, tmp_name = _locked_temp_file(target)
     try:
         kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
         with os.fdopen(fd, mode, **kwargs) as handle:
@@ -120,6 +188,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", durable: bool = True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:

@@ -613,17 +613,39 @@ def _earlier_folds(out: Path, resume: bool, overwrite: bool) -> list[Path]:
     return existing
 
 
-def _resumed_folds(existing: list[Path], fingerprint: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """Step 3b: the finished fold records to reuse; UsageError naming the field if one is of another recipe or data."""
+def _code(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+    """The code the folds depend on (interp's and the model and data set plugins' versions and sources), as
+    bench cells and unit scans record it."""
+    from interpret_core.registry.loader import code_provenance
+
+    return code_provenance(("model", config.model), ("dataset", getattr(dataset, "name", config.dataset)))
+
+
+def _resumed_folds(existing: list[Path], fingerprint: dict[str, Any], emit: Callback) -> dict[int, dict[str, Any]]:
+    """Step 3b: the finished fold records to reuse.
+
+    A record of another recipe or data is a UsageError naming the field; one
+    made by other code (interp's or a plugin's version or source, or from
+    before the code was recorded) is stale: it is left out, so the fold is
+    retrained, and ``emit("fold_stale", {"fold", "file", "reason"})`` says why.
+    """
+    from interpret_core.analysis.unit_scan import stale_reason
+
     results: dict[int, dict[str, Any]] = {}
     for path in existing:
         record = read_json(path)
-        if record.get("fingerprint") != fingerprint:
-            field = _first_difference(record.get("fingerprint") or {}, fingerprint)
-            raise UsageError(
-                f"{path} was made by a different recipe or data ({field} differs), so --resume cannot reuse it",
-                "rerun with the original options, or pass --overwrite to start again",
-            )
+        found = record.get("fingerprint") or {}
+        if found != fingerprint:
+            without_code = {k: v for k, v in found.items() if k != "code"}
+            field = _first_difference(without_code, {k: v for k, v in fingerprint.items() if k != "code"})
+            if field:
+                raise UsageError(
+                    f"{path} was made by a different recipe or data ({field} differs), so --resume cannot reuse it",
+                    "rerun with the original options, or pass --overwrite to start again",
+                )
+            emit("fold_stale", {"fold": int(record["fold"]), "file": str(path),
+                                "reason": stale_reason({"code": found.get("code")}, {"code": fingerprint["code"]})})
+            continue
         results[int(record["fold"])] = record
     return results
 
@@ -900,10 +922,12 @@ def train(
         config: the recipe.
         out: output folder (created).
         resume: reuse finished folds found in ``out/folds`` (they must come
-            from the same recipe and data; otherwise a UsageError says which field differs).
+            from the same recipe and data; otherwise a UsageError says which field differs;
+            folds made by other code, interp's or a plugin's, are retrained).
         overwrite: discard earlier results in ``out`` instead of refusing.
         dataset: use this Dataset instead of opening ``config.dataset`` (tests, notebooks).
-        callback: ``callback(event, info)`` for ``"fold_start"``, ``"epoch_end"``,
+        callback: ``callback(event, info)`` for ``"fold_stale"`` (a finished fold
+            retrained: ``fold``, ``file``, ``reason``), ``"fold_start"``, ``"epoch_end"``,
             ``"fold_end"``, ``"final_start"``, ``"final_end"``; may raise to stop
             (finished files stay complete).
         argv: the command line as typed, recorded in the card beside the canonical one.
@@ -943,9 +967,9 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool, dat
     if dataset is None:
         dataset = _open_dataset(config)
     data = _labelled_data(dataset, config)
-    fingerprint = {"recipe": config.recipe(), "data_sha256": data.info["sha256"]}
+    fingerprint = {"recipe": config.recipe(), "data_sha256": data.info["sha256"], "code": _code(config, dataset)}
     splits = _fold_splits(dataset, config, data)
-    results = _resumed_folds(existing, fingerprint)
+    results = _resumed_folds(existing, fingerprint, emit)
     resumed = sorted(results)
 
     with _deterministic_torch(config.threads):

@@ -356,7 +356,8 @@ def generate(
         "version": GENERATOR_VERSION,
         "emotions": {name: sum(p.emotion == name for p in plans) for name in au_stats.SEQUENCE_EMOTIONS},
     }
-    if (out / MANIFEST).is_file():
+    if (out / MANIFEST).is_file():  # finished; a run killed just after writing the manifest left the marker
+        (out / PARTIAL_MARKER).unlink(missing_ok=True)
         summary["seconds"] = round(time.perf_counter() - start, 3)
         return summary
     try:
