@@ -231,6 +231,24 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys, synthfac
     assert [p.name for p in out.iterdir()] == ["x.txt"]
 
 
+def test_a_later_run_into_the_same_out_leaves_only_its_own_figures(synthfacs_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [*TINY_RUN, "--data-root", str(synthfacs_root), "--out", str(out), "--json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    fewer = [("8" if value == "16" and before == "--limit" else value) for before, value in zip(["", *args], args)]
+    assert main([*fewer, "--resume"]) == 0  # 8 images instead of 16: fewer AUs are testable
+    second = json.loads(capsys.readouterr().out)
+    listed = {panel["file"] for panel in second["figures"]["per_au"].values()}
+    assert listed < {panel["file"] for panel in first["figures"]["per_au"].values()}, "the test needs fewer AUs"
+    drawn = {f"figures/{p.name}" for p in (out / "figures").iterdir()}
+    assert {name for name in drawn if name.startswith("figures/AU")} == listed  # none of the first run's left
+    assert drawn == listed | set(second["figures"]["heatmaps"].values()) | set(second["figures"]["densities"].values()) \
+        | {second["figures"]["agreement"], second["figures"]["layers"]}
+    report = (out / "report.html").read_text()
+    assert all(name in report for name in listed)
+
+
 def test_sigint_during_run_leaves_no_empty_output_folder(tmp_path, capsys, monkeypatch):
     import interpret_core.analysis.unit_scan as unit_scan
 
@@ -277,6 +295,19 @@ def test_misbehaving_plugins_become_failed_rows(tmp_path):
     assert "hello from chatty" in result.stderr
     assert "plugin 'slow' took" in result.stderr
     assert {r["status"] for r in json.loads(result.stdout) if r["distribution"] == "interp"} == {"ok"}
+
+
+def test_a_plugin_that_prints_at_import_leaves_the_json_of_models_and_run_valid(tmp_path, synthfacs_root):
+    site = tmp_path / "site"
+    make_dist(site, "interp-chatty", "0.1", {"chatty": "chatty_plugin"}, {"chatty_plugin": "print('hello from chatty')\n"})
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    models = _interp("models", "--json", env=env)
+    assert models.returncode == 0, models.stderr
+    assert "fer-cnn" in {row["name"] for row in json.loads(models.stdout)}
+    run = _interp(*TINY_RUN, "--data-root", str(synthfacs_root), "--out", str(tmp_path / "run"), "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["dataset"]["images"] == 16
+    assert "hello from chatty" in models.stderr and "hello from chatty" in run.stderr
 
 
 def test_a_real_ctrl_c_during_a_plugin_import_stops_interp(tmp_path):

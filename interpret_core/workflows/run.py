@@ -262,6 +262,7 @@ def _run(config: RunConfig, progress: Any, claims: contextlib.ExitStack, warn: A
     )
     for row in mapping:
         row["figures"] = _row_figures(row, figure_set)
+    _remove_other_figures(out, figure_set.files())
     timings["figures_s"] = time.perf_counter() - t0
 
     results: dict[str, Any] = {
@@ -315,6 +316,14 @@ def _run(config: RunConfig, progress: Any, claims: contextlib.ExitStack, warn: A
     write_json(out / RESULTS_FILE, results)  # last: a results.json means a finished run
     results["out"] = str(out)
     return results
+
+
+def _remove_other_figures(out: Path, drawn: set[str]) -> None:
+    """Remove PNGs in ``out/figures`` this run did not draw (an earlier run's into the same --out, e.g. of AUs
+    this one does not test), so the folder holds one run's figures only."""
+    for png in (out / "figures").glob("*.png"):
+        if f"figures/{png.name}" not in drawn:
+            png.unlink(missing_ok=True)
 
 
 def write_outputs(out: Path, results: dict[str, Any]) -> None:

@@ -92,6 +92,11 @@ class FigureSet:
     densities: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    def files(self) -> set[str]:
+        """Every figure's path, relative to the run folder."""
+        return ({panel.file for panel in self.per_au.values()} | set(self.heatmaps.values())
+                | set(self.densities.values()) | {name for name in (self.agreement, self.layers) if name})
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "per_au": {key: dataclasses.asdict(panel) for key, panel in self.per_au.items()},
