@@ -98,7 +98,7 @@ def writers(data_root: Path) -> dict[str, tuple[list[str], list[str]]]:
         "bench": (["bench", "--data-root", data, "--limit", "4", "--methods", "deconv,saliency",
                    "--metrics", "au-pointing-game,deletion", "--no-baselines"], []),
         "train": (["train", "--dataset", "synthfacs", "--data-root", data, "--subjects", "4", "--folds", "2",
-                   "--epochs", "1", "--jobs", "1", "--threads", "1"], ["--resume"]),
+                   "--epochs", "1", "--workers", "1", "--threads", "1"], ["--resume"]),
         # an unfinished release in --out is resumed by the same command
         "generate": (["data", "generate", "--subjects", "1", "--seed", "0", "--workers", "1"], []),
     }

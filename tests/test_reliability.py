@@ -166,7 +166,7 @@ def test_train_resume_retrains_folds_after_the_model_plugin_or_interp_changes(sy
     monkeypatch.syspath_prepend(str(site))
     out = tmp_path / "train"
     args = ["train", "--model", "test-edited-cnn", "--dataset", "synthfacs", "--data-root", str(synthfacs_root),
-            "--subjects", "4", "--folds", "2", "--epochs", "1", "--jobs", "1", "--out", str(out), "--json"]
+            "--subjects", "4", "--folds", "2", "--epochs", "1", "--workers", "1", "--out", str(out), "--json"]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
     assert main([*args, "--resume"]) == 0  # unchanged: both folds reused, nothing stale
