@@ -106,9 +106,10 @@ def _train(address: str, out: Path, quick: bool):
 
 
 def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
-    import logging
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from interpret_core.workflows.executors import local_cluster
 
     from interpret_core.registry.loader import open_dataset
 
@@ -117,8 +118,7 @@ def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
     open_dataset("synthfacs", None, {})  # the default release is generated once, before any clock starts
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as scratch, \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR) as two, \
-            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR) as one, \
+            local_cluster(2) as two, local_cluster(1) as one, \
             Client(two) as two_client, Client(one) as one_client:
         two_client.run(_warm_up)
         one_client.run(_warm_up)

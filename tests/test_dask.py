@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from interpret_core.api.errors import UsageError
 from interpret_core.cli import main
@@ -33,11 +33,19 @@ def cluster(tmp_path_factory):
     marker = tmp_path_factory.mktemp("kill") / "kill-next-task"
     os.environ[executors.KILL_TASK_VARIABLE] = str(marker)  # inherited by the worker processes started below
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local:
+        with executors.local_cluster(2) as local:
             with Client(local) as client:
                 yield SimpleNamespace(address=local.scheduler_address, scheduler=local.scheduler, marker=marker, client=client)
     finally:
         del os.environ[executors.KILL_TASK_VARIABLE]
+
+
+def test_local_clusters_leave_glibc_malloc_alone(cluster):
+    # Dask's default MALLOC_TRIM_THRESHOLD_ makes glibc mmap every tensor above 128 KiB
+    # (system time above user time in training steps); the clusters interp starts unset it.
+    environ = cluster.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
+    assert len(environ) == 2
+    assert all(trim is None and threads == "1" for trim, threads in environ.values()), environ
 
 
 def _dask(cluster) -> ExecutorChoice:
@@ -128,11 +136,13 @@ def _train_argv(root: Path, out: Path, *extra: str) -> list[str]:
             "-o", str(out), "--json", *extra]
 
 
-def test_training_folds_and_final_model_on_dask_give_the_same_weights(cluster, synthfacs_root, tmp_path):
+def test_training_folds_and_final_model_on_dask_give_the_same_weights(cluster, synthfacs_root, tmp_path, capsys):
     from interpret_core.workflows.training import TrainConfig, train
 
     local, remote = tmp_path / "local", tmp_path / "dask"
     assert main(_train_argv(synthfacs_root, local, "--workers", "1")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["model"], summary["dataset"]) == ("fer-cnn", "synthfacs")  # the resolved default, not None
     events = []
     config = TrainConfig(model="fer-cnn", dataset="synthfacs", data_root=str(synthfacs_root), folds=2, epochs=1, batch_size=32)
     result = train(config, remote, executor=_dask(cluster), callback=lambda event, info: events.append(event))

@@ -136,8 +136,8 @@ def train_command(
     result = train(config, out, resume=resume, overwrite=overwrite, callback=report, argv=argv, executor=executor_choice)
     metrics = result.metrics
     summary = {
-        "model": model,
-        "dataset": dataset,
+        "model": model_choice.name,  # resolved: the default model when --model is not given
+        "dataset": data_choice.name,
         "out": str(result.out),
         "mean_accuracy": metrics["mean_accuracy"],
         "std_accuracy": metrics["std_accuracy"],
