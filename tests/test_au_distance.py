@@ -431,3 +431,18 @@ def test_batched_peak_localisation_equals_one_unit_at_a_time(synthfacs_root, mon
         strength = alone.abs().sum(dim=1).numpy()
         ys, xs = np.divmod(strength.reshape(len(frames), -1).argmax(axis=1), strength.shape[2])
         assert [peaks[f] for f in frames] == list(zip(ys.tolist(), xs.tolist())), (layer, unit)
+
+
+def test_an_au_that_one_fold_cannot_select_is_a_usage_error_not_a_crash(synthfacs_root, tmp_path, capsys):
+    # With the minimums lowered, a fold's selection folds can hold no observation with an AU
+    # (or none without it); this used to end in KeyError: 0 ("report it").
+    from interpret_core.cli import main
+
+    out = tmp_path / "run"
+    code = main(["run", "--data-root", str(synthfacs_root), "--limit", "6", "--metric-option", "folds=2",
+                 "--metric-option", "min_observations=1", "--metric-option", "min_subjects=1", "-o", str(out)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("error", "hint"))]
+    assert code == 2
+    assert errors[0].startswith("error: au-distance: AU") and "cannot be selected for held-out fold" in errors[0]
+    assert errors[1].startswith("hint: use fewer folds")
+    assert not (out / "results.json").exists()

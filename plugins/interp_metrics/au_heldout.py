@@ -379,6 +379,15 @@ def heldout_mapping(
         index = {u: p for p, u in enumerate(pool.units)}
         chosen = []
         for f in range(k):
+            if not fold_candidates[a][f]:
+                # No unit has a defined distance on this fold's selection folds: they hold no
+                # observation with the AU or none without it. Only lowered minimums get here.
+                raise UsageError(
+                    f"au-distance: AU{au_numbers[a]} cannot be selected for held-out fold {f}: the other folds have "
+                    "no observation with it or none without it",
+                    "use fewer folds (--metric-option folds=N), more images, or keep the default "
+                    "min_observations and min_subjects, which leave out AUs too rare to split",
+                )
             chosen.append(_choose(fold_candidates[a][f], index, pool, sample_fold[a] != f, selection_distance[f, a]))
         selected[a] = chosen
 
@@ -465,8 +474,6 @@ def heldout_mapping(
 
 def _choose(candidates: list[int], index: dict[int, int], pool: _AUPool, rows: np.ndarray, distance: np.ndarray) -> int:
     """The declared rule: largest mean (hit - chance) on the selection folds' sample; ties: larger distance."""
-    if not candidates:
-        return int(np.nanargmax(np.where(np.isfinite(distance), distance, -np.inf)))
     best, best_key = candidates[0], None
     for u in candidates:
         p = index[u]
