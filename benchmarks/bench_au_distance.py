@@ -257,16 +257,15 @@ def rewrite_doc(rows: list[dict], command: str, doc: Path = DOC) -> None:
     import datetime
 
     sys.path.insert(0, str(doc.parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_all import replace_marked
+
     from interpret_core.util.io import write_text
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = f"Measured {stamp} by `{command}` ({os.cpu_count()} CPUs, 2 torch threads):"
     text = doc.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{doc} has no {START} ... {END} markers")
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    write_text(doc, f"{before}{START}\n{head}\n\n{render_table(rows)}\n{END}{after}")
+    write_text(doc, replace_marked(text, START, END, f"{head}\n\n{render_table(rows)}", doc))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -314,14 +314,6 @@ def render_doc_table(result: dict, row: dict, command: str) -> str:
     return "\n".join(lines + ["", *_family_tables(result), ""])
 
 
-def _replace_between(text: str, start: str, end: str, block: str, path: Path) -> str:
-    if start not in text or end not in text:
-        raise SystemExit(f"{path} has no {start} ... {end} markers")
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    return f"{before}{start}\n{block}\n{end}{after}"
-
-
 def write_docs(result: dict, row: dict, command: str) -> None:
     """The table into docs/benchmark.md; the ``default interp bench`` row into docs/performance.md's table."""
     sys.path.insert(0, str(ROOT))
@@ -330,8 +322,8 @@ def write_docs(result: dict, row: dict, command: str) -> None:
 
     from interpret_core.util.io import write_text
 
-    write_text(BENCH_DOC, _replace_between(BENCH_DOC.read_text(encoding="utf-8"), TABLE_START, TABLE_END,
-                                           render_doc_table(result, row, command), BENCH_DOC))
+    write_text(BENCH_DOC, run_all.replace_marked(BENCH_DOC.read_text(encoding="utf-8"), TABLE_START, TABLE_END,
+                                                 render_doc_table(result, row, command), BENCH_DOC))
     text = PERF_DOC.read_text(encoding="utf-8")
     line = run_all.render_row(row)
     lines = text.splitlines()

@@ -157,15 +157,12 @@ def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
 def write_doc(rows: list[dict], doc: Path = DOC) -> None:
     """Put the rows, with the machine line, between the ``distributed`` markers of ``doc``."""
     sys.path.insert(0, str(HERE))
-    from run_all import machine, render_table
+    from run_all import machine, render_table, replace_marked
 
     from interpret_core.util.io import write_text
 
-    block = f"{START}\n{render_table(rows, machine(), quick=False)}\n{END}"
     text = doc.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    write_text(doc, head + block + tail)
+    write_text(doc, replace_marked(text, START, END, render_table(rows, machine(), quick=False), doc))
 
 
 if __name__ == "__main__":

@@ -299,27 +299,25 @@ def run(quick: bool = False, only: tuple[str, ...] = ("memory", "scan", "project
 
 def record(rows: list[dict]) -> None:
     """Replace this module's rows (area ``scale``) in docs/performance.md's table, keeping every other row."""
-    from run_all import DOC, END, START, _cell, _number
+    from run_all import DOC, END, START, render_row, replace_marked
 
     from interpret_core.util.io import write_text
 
     text = DOC.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    table, tail = rest.split(END, 1)
+    if START not in text or END not in text:
+        raise SystemExit(f"{DOC} has no {START} ... {END} markers")
+    table = text.split(START, 1)[1].split(END, 1)[0]
     def key(case: str) -> str:  # what a row measures, without its sizes
         return case.split(", N=")[0].split(" (")[0]
 
     ours = {key(row["case"]) for row in rows}
     kept = [line for line in table.strip("\n").splitlines()
             if not (line.startswith("| scale | ") and key(line.split(" | ")[1]) in ours)]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for row in rows:
-        kept.append("| " + " | ".join([
-            _cell(row["area"]), _cell(row["case"]), _number(row["ours_s"]), _cell(row["baseline"]),
-            _number(row["baseline_s"]), _number(row["ratio"], 3), _number(row["peak_mb"], 4),
-            _cell(row["notes"] + f"; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
-                  "`python benchmarks/bench_scale.py`, not yet by run_all"),
-        ]) + " |")
-    write_text(DOC, head + START + "\n" + "\n".join(kept) + "\n" + END + tail)
+        kept.append(render_row({**row, "notes": f"{row['notes']}; measured {stamp} by "
+                                "`python benchmarks/bench_scale.py`, not yet by run_all"}))
+    write_text(DOC, replace_marked(text, START, END, "\n".join(kept), DOC))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -183,19 +183,29 @@ def render_row(row: dict) -> str:
     ]) + " |"
 
 
+def replace_marked(text: str, start: str, end: str, block: str, path: Path) -> str:
+    """``text`` with what lies between the ``start`` and ``end`` markers replaced by ``block``.
+
+    Every benchmark that writes its own section of a doc goes through here; a missing
+    marker ends the benchmark with the doc's path, before anything is written.
+    """
+    if start not in text or end not in text or text.index(start) > text.index(end):
+        raise SystemExit(f"{path} has no {start} ... {end} markers")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    return f"{before}{start}\n{block}\n{end}{after}"
+
+
 def rewrite_doc(table: str, doc: Path = DOC) -> None:
     """Replace the text between the markers in ``doc`` (append a marked section if absent)."""
     sys.path.insert(0, str(ROOT))
     from interpret_core.util.io import write_text
 
     text = doc.read_text(encoding="utf-8") if doc.exists() else "# Performance\n"
-    block = f"{START}\n{table}\n{END}"
     if START in text and END in text and text.index(START) < text.index(END):
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
+        text = replace_marked(text, START, END, table, doc)
     else:
-        text = text.rstrip("\n") + "\n\n## Results\n\n" + block + "\n"
+        text = text.rstrip("\n") + f"\n\n## Results\n\n{START}\n{table}\n{END}\n"
     write_text(doc, text)
 
 
