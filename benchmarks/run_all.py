@@ -196,6 +196,19 @@ def replace_marked(text: str, start: str, end: str, block: str, path: Path) -> s
     return f"{before}{start}\n{block}\n{end}{after}"
 
 
+def rewrite_marked_rows(rows: list[dict], name: str, doc: Path = DOC) -> None:
+    """Put ``rows`` as a table, with the machine line, between ``doc``'s ``<!-- name:start/end -->`` markers.
+
+    For a benchmark that records its rows in its own section of the doc rather than the main table.
+    """
+    sys.path.insert(0, str(ROOT))
+    from interpret_core.util.io import write_text
+
+    text = doc.read_text(encoding="utf-8")
+    write_text(doc, replace_marked(text, f"<!-- {name}:start -->", f"<!-- {name}:end -->",
+                                   render_table(rows, machine(), quick=False), doc))
+
+
 def rewrite_doc(table: str, doc: Path = DOC) -> None:
     """Replace the text between the markers in ``doc`` (append a marked section if absent)."""
     sys.path.insert(0, str(ROOT))

@@ -422,6 +422,28 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next_write_and_a_live_writ
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, "results.json"])
 
 
+def test_writes_into_one_folder_list_it_once_per_process_and_still_clean_their_own_leftovers(tmp_path, monkeypatch):
+    import fcntl
+
+    import interpret_core.util.io as atomic_io
+
+    listed = []
+    real = atomic_io._temp_files
+    monkeypatch.setattr(atomic_io, "_temp_files", lambda folder, recursive: listed.append(folder) or real(folder, recursive))
+    live = tmp_path / ".figure-0001.png.e5f6g7h8.tmp"
+    live.write_bytes(b"x")
+    with open(live, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        for index in range(200):
+            atomic_io.write_bytes(tmp_path / f"figure-{index:04d}.png", b"png", durable=False)
+        assert live.exists()  # its writer is alive
+    assert listed == [str(tmp_path)]  # once, not 200 times: writing N files was O(N^2)
+    atomic_io.write_bytes(tmp_path / "figure-0001.png", b"png2", durable=False)
+    assert not live.exists()  # the next write of that target removes its dead writer's file without a listing
+    assert listed == [str(tmp_path)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"figure-{index:04d}.png" for index in range(200)]
+
+
 def test_without_flock_temp_files_go_once_a_day_old(tmp_path, monkeypatch):
     import interpret_core.util.io as atomic_io
 
