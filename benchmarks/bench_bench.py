@@ -310,7 +310,8 @@ def render_doc_table(result: dict, row: dict, command: str) -> str:
     if missing:
         lines.append(f"**Incomplete:** {missing} cells missing (`-`).")
     lines.append("`n/a`: the metric does not apply (completeness for methods that do not claim it). "
-                 "Cells: mean ± half-width of the 95 % Student-t interval over images; bold: the best non-baseline method.")
+                 "Cells: mean ± half-width of the 95 % Student-t interval over images; bold: the best non-baseline method; "
+                 "(ref.): a reference level (the chance rate), never ranked.")
     return "\n".join(lines + ["", *_family_tables(result), ""])
 
 

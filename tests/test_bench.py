@@ -316,6 +316,25 @@ def test_all_methods_skips_those_that_fail(stand_ins, tmp_path):
     assert any("test-bench-broken" in w for w in warnings)
 
 
+def test_a_chance_column_is_shown_but_never_ranked_or_best(stand_ins, tmp_path):
+    from interpret_core.workflows.bench import BenchConfig, best_methods, render_markdown, run_bench
+    from interpret_core.workflows.bench_report import rank_matrix
+
+    result = run_bench(
+        BenchConfig(methods=["test-bench-gradient", "test-bench-grad-x-input"], metrics=["au-pointing-game"],
+                    model="test-bench-tiny", dataset="test-bench-faces", limit=6, out=str(tmp_path / "chance")),
+        warn=lambda message: None,
+    )
+    chances = {row["method"]: row["cells"]["au-pointing-game"]["extras"]["chance"]["mean"] for row in result["methods"]}
+    assert len(set(chances.values())) == 1  # the same masks and tolerance: one chance level for every method
+    assert set(best_methods(result)) == {("au-pointing-game", None)}  # the hit rate has a best; its chance has none
+    ranks, methods, labels = rank_matrix(result)
+    assert labels == ["au-pointing-game"] and ranks.shape == (len(methods), 1)
+    header = render_markdown(result).splitlines()[0]
+    assert "au-pointing-game chance (ref.)" in header and "chance ↑" not in header
+    assert result["metrics"]["au-pointing-game"]["reference_extras"] == ["chance"]
+
+
 def test_undefined_maps_are_counted_shown_never_best_and_warned(stand_ins, tmp_path):
     from interpret_core.workflows.bench import BenchConfig, best_methods, run_bench
 

@@ -629,6 +629,8 @@ class AttributionMetric(abc.ABC):
         short_name: a short column header (default: ``name``).
         extra_fields: names of the extra per-image values :meth:`evaluate_batch` returns.
         column_extras: {extra field: label} of extras shown as their own table column.
+        reference_extras: those of ``column_extras`` that are a reference level for
+            the score (a chance rate), not a score: shown, never ranked or marked best.
         version: bump when the metric's numbers change for the same options
             (part of the bench's cell key, so old cells are recomputed).
     """
@@ -644,6 +646,7 @@ class AttributionMetric(abc.ABC):
     short_name: ClassVar[str] = ""
     extra_fields: ClassVar[tuple[str, ...]] = ()
     column_extras: ClassVar[dict[str, str]] = {}
+    reference_extras: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[int] = 0
     batch_size: int = 32
 

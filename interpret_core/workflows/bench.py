@@ -824,6 +824,7 @@ def _run_bench(config: BenchConfig, progress: Any, status: Any, warn: Any, claim
                 "options": metric_options(config, name, metric),
                 "extras": list(metric.extra_fields),
                 "column_extras": dict(metric.column_extras),
+                "reference_extras": list(metric.reference_extras),
             }
             for name, metric in metrics.items()
         },
@@ -855,6 +856,20 @@ def _arrow(higher_is_better: bool) -> str:
     return "↑" if higher_is_better else "↓"
 
 
+#: The last word of a reference column's header, where a score's has its direction arrow.
+REFERENCE_MARK = "(ref.)"
+
+
+def is_reference(result: dict[str, Any], metric: str, extra: str | None) -> bool:
+    """Whether the column is a reference level (a chance rate) beside a metric's score, never ranked."""
+    return extra is not None and extra in (result["metrics"][metric].get("reference_extras") or ())
+
+
+def column_title(header: str) -> str:
+    """A column header without its last word (the direction arrow or :data:`REFERENCE_MARK`)."""
+    return header.rsplit(" ", 1)[0]
+
+
 def format_cell(cell: dict[str, Any] | None, digits: int = 3, separator: str = " ± ") -> str:
     """``mean ± half-width``, then ``(k undef.)`` when k images had undefined maps (``n/a``: none defined)."""
     if not cell:
@@ -874,12 +889,17 @@ def format_cell(cell: dict[str, Any] | None, digits: int = 3, separator: str = "
 
 
 def table_columns(result: dict[str, Any]) -> list[tuple[str, str | None, str]]:
-    """(metric, extra or None, header) for every column of the tables."""
+    """(metric, extra or None, header) for every column of the tables.
+
+    A header ends in the score's direction arrow, or in :data:`REFERENCE_MARK`
+    for a reference column (see :func:`is_reference`).
+    """
     columns = []
     for name, info in result["metrics"].items():
         columns.append((name, None, f"{name} {_arrow(info['higher_is_better'])}"))
         for extra, label in (info.get("column_extras") or {}).items():
-            columns.append((name, extra, f"{name} {label} {_arrow(info['higher_is_better'])}"))
+            mark = REFERENCE_MARK if is_reference(result, name, extra) else _arrow(info["higher_is_better"])
+            columns.append((name, extra, f"{name} {label} {mark}"))
     return columns
 
 
@@ -895,10 +915,13 @@ def best_methods(result: dict[str, Any]) -> dict[tuple[str, str | None], str]:
 
     A cell with undefined maps (constant, NaN or inf; ``n_undefined > 0``) is
     never best: its mean is over the images the method could be scored on,
-    which is not the same selection as the other methods'.
+    which is not the same selection as the other methods'. Reference columns
+    (a chance rate) have no best.
     """
     best: dict[tuple[str, str | None], str] = {}
     for metric, extra, _ in table_columns(result):
+        if is_reference(result, metric, extra):
+            continue
         higher = result["metrics"][metric]["higher_is_better"]
         candidates = []
         for row in result["methods"]:
@@ -932,6 +955,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"score the localisation metrics). Target: the predicted class"
         + (f" (accuracy on these images {images['accuracy_on_selection']:.3f})." if images.get("accuracy_on_selection") is not None else "."),
         "Cells: mean ± half-width of the 95 % Student-t interval over images. ↑ higher is better, ↓ lower is better; "
+        "(ref.): a reference level beside a score (a chance rate), never ranked; "
         "bold = best non-baseline method among cells without undefined maps; \"(k undef.)\": k images whose map "
         "was constant, NaN or inf (or whose comparison map was), left out of that cell's mean; n/a: the metric does "
         "not apply to the method (a property the method does not claim). "
@@ -1012,7 +1036,8 @@ def render_table(result: dict[str, Any], max_columns: int = 3) -> Any:
                 f"({images['n']} images, {images['n_with_masks']} with AU masks)\n{family}" if first else family
             ),
             title_justify="left",
-            caption=("mean ± 95% CI half-width; ↑/↓ direction; bold = best method without undefined maps; "
+            caption=("mean ± 95% CI half-width; ↑/↓ direction; (ref.) = a reference level such as chance, not ranked; "
+                     "bold = best method without undefined maps; "
                      "(k undef.) = k constant/NaN/inf maps left out; baselines dimmed") if last else None,
             caption_justify="left",
         )
@@ -1021,7 +1046,7 @@ def render_table(result: dict[str, Any], max_columns: int = 3) -> Any:
             # Short, wrapped headers keep the table legible in an 80-column terminal.
             info = result["metrics"][metric]
             short = (info.get("short_name") or metric).replace("-", "\n") + (f"\n{info['column_extras'][extra]}" if extra else "")
-            arrow = _arrow(result["metrics"][metric]["higher_is_better"])
+            arrow = REFERENCE_MARK if is_reference(result, metric, extra) else _arrow(info["higher_is_better"])
             table.add_column(f"{short} {arrow}", justify="right", no_wrap=True)
         if first:
             table.add_column("ms/\nimage", justify="right", no_wrap=True)

@@ -42,12 +42,13 @@ def rank_matrix(result: dict[str, Any]) -> tuple[np.ndarray, list[str], list[str
 
     Cells with undefined maps are not ranked (their means cover other images);
     ties share the best rank of their group (``scipy.stats.rankdata``, ``min``).
+    Reference columns (a chance rate) are left out.
     """
     from scipy.stats import rankdata
 
-    from interpret_core.workflows.bench import _cell_of, table_columns
+    from interpret_core.workflows.bench import _cell_of, column_title, is_reference, table_columns
 
-    columns = table_columns(result)
+    columns = [c for c in table_columns(result) if not is_reference(result, c[0], c[1])]
     methods = [row["method"] for row in result["methods"]]
     ranks = np.full((len(methods), len(columns)), np.nan)
     for c, (metric, extra, _) in enumerate(columns):
@@ -62,7 +63,7 @@ def rank_matrix(result: dict[str, Any]) -> tuple[np.ndarray, list[str], list[str
         finite = np.isfinite(values)
         if finite.any():
             ranks[finite, c] = rankdata(values[finite], method="min")
-    labels = [label.rsplit(" ", 1)[0] for _, _, label in columns]
+    labels = [column_title(label) for _, _, label in columns]
     return ranks, methods, labels
 
 
@@ -84,7 +85,7 @@ def write_bench_html(
     """
     from interpret_core.render import figures as fig
     from interpret_core.render.pages import docs_link, render_page
-    from interpret_core.workflows.bench import _cell_of, format_cell, table_columns
+    from interpret_core.workflows.bench import _cell_of, column_title, format_cell, is_reference, table_columns
 
     folder = out / FIGURES
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,13 +105,16 @@ def write_bench_html(
             means.append(mean)
             lows.append(cell.get("ci_low") if mean is not None else None)
             highs.append(cell.get("ci_high") if mean is not None else None)
-        direction = "higher is better" if info["higher_is_better"] else "lower is better"
-        title = f"{label.rsplit(' ', 1)[0]} ({direction})"
+        if is_reference(result, metric, extra):
+            direction = "a reference level, not ranked"
+        else:
+            direction = "higher is better" if info["higher_is_better"] else "lower is better"
+        title = f"{column_title(label)} ({direction})"
         png = fig.metric_bars(names, means, lows, highs, baselines, title=title,
                               value_label=metric + ("\n(* = some maps undefined)" if any(n.endswith(" *") for n in names) else ""))
         name = f"{FIGURES}/{slug(metric + ('-' + extra if extra else ''), unique=False)}.png"
         write_bytes(out / name, png)
-        charts.append({"metric": label.rsplit(" ", 1)[0], "direction": direction, "file": name, "anchor": slug(metric, unique=False)})
+        charts.append({"metric": column_title(label), "direction": direction, "file": name, "anchor": slug(metric, unique=False)})
     ranks, methods, labels = rank_matrix(result)
     ranks_file = None
     if ranks.size:

@@ -88,6 +88,7 @@ class AUPointingGame(_Localisation):
     description = "Hit rate: the attribution maximum falls inside (or within tolerance px of) the present AUs' regions."
     extra_fields = ("chance", "tolerance_px")
     column_extras = {"chance": "chance"}
+    reference_extras = ("chance",)  # the hit rate of a random peak: every method's cell has the same one
 
     def __init__(self, tolerance: float | str = "auto", saliency: str | None = None, **unknown: Any):
         if tolerance != "auto":
