@@ -34,7 +34,8 @@ def cluster(tmp_path_factory):
     os.environ[executors.KILL_TASK_VARIABLE] = str(marker)  # inherited by the worker processes started below
     try:
         with executors.local_cluster(2) as local:
-            with Client(local) as client:
+            # not the default client: the commands' own clients must not lean on one (as in the CLI)
+            with Client(local, set_as_default=False) as client:
                 yield SimpleNamespace(address=local.scheduler_address, scheduler=local.scheduler, marker=marker, client=client)
     finally:
         del os.environ[executors.KILL_TASK_VARIABLE]
@@ -54,7 +55,8 @@ def _dask(cluster) -> ExecutorChoice:
 
 # -- bench --------------------------------------------------------------------------------------------
 def _bench_argv(root: Path, out: Path, *extra: str) -> list[str]:
-    return ["bench", "--dataset", "synthfacs", "--data-root", str(root), "--limit", "12", "--methods", "saliency,deconv",
+    # --batch-size 4: each method's 12 images are 3 attribution tasks (shards) on workers, one in this process
+    return ["bench", "--dataset", "synthfacs", "--data-root", str(root), "--limit", "12", "--batch-size", "4", "--methods", "saliency,deconv",
             "--metrics", "au-pointing-game,deletion,sparseness", "--no-baselines", "-o", str(out), "--json", *extra]
 
 
@@ -88,6 +90,20 @@ def test_bench_cells_on_dask_equal_the_local_ones(cluster, local_bench, synthfac
     assert _table(result) == _table(local)
     assert _cell_scores(out) == _cell_scores(local_out)  # every image's score, not only the means
     assert (out / "bench.md").is_file() and (out / "bench.html").is_file()
+
+
+@pytest.mark.parametrize("where", ["this process", "local processes", "dask"])
+def test_items_appended_while_the_results_come_back_run_too(where, cluster):
+    # bench queues a method's cells the moment its attributions are back: map() must run what is appended meanwhile
+    choice = {"this process": ExecutorChoice(), "local processes": ExecutorChoice("local", workers=2), "dask": _dask(cluster)}[where]
+    items, results = [-1, -2], {}
+    with open_executor(choice) as executor:
+        for position, result in executor.map(abs, items, name=lambda item: f"number {item}"):
+            assert position not in results and result == abs(items[position])
+            results[position] = result
+            if len(items) < 6:
+                items.append(-10 * (position + 1))  # new work that depends on a finished result
+    assert sorted(results) == list(range(6)) and len(items) == 6
 
 
 def test_a_worker_killed_mid_bench_fails_cleanly_and_the_rerun_gives_the_same_table(cluster, local_bench, synthfacs_root, tmp_path, capsys):

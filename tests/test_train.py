@@ -308,3 +308,22 @@ def test_dataset_options_are_parsed_like_every_other_command_and_round_trip(caps
     words = command.split()
     again = [words[i + 1] for i, word in enumerate(words) if word == "--dataset-option"]
     assert parse_options(again, "--dataset-option") == options
+
+
+def test_training_runs_with_deterministic_kernels_and_restores_the_mode_without_importing_the_compiler():
+    # torch.use_deterministic_algorithms imports torch._inductor (1-2 s per process, before the first
+    # fold); the same flag is set through the debug mode instead, and put back afterwards.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from interpret_core.workflows.training import _deterministic_torch\n"
+        "torch.set_deterministic_debug_mode('warn')\n"
+        "with _deterministic_torch(1):\n"
+        "    assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "    assert torch.get_num_threads() == 1\n"
+        "assert torch.get_deterministic_debug_mode() == 1\n"
+        "assert 'torch._inductor' not in sys.modules, 'the compiler was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -585,17 +585,47 @@ def _outcome(function: Any, *args: Any) -> tuple[Any, BaseException | None]:
         return None, exc
 
 
-def _attribution_task(item: tuple[str, ProgressLike], tasks: BenchTasks) -> tuple[Any, BaseException | None]:
-    spec, progress = item
+def attribution_shards(count: int, batch_size: int, whole: bool) -> list[tuple[int, int]]:
+    """(first, stop) image positions of each attribution task of one method: one batch each, or all of them (``whole``).
+
+    A shard is whole batches of :func:`attribute_all`, so the sharded maps are the
+    same calls on the same tensors as in one task, and join to the same array.
+    """
+    if whole or count <= batch_size:
+        return [(0, count)]
+    return [(first, min(first + batch_size, count)) for first in range(0, count, batch_size)]
+
+
+def join_attribution_shards(parts: Sequence[tuple[torch.Tensor, float]], counts: Sequence[int]) -> tuple[torch.Tensor, float]:
+    """(attributions [N, C, H, W], seconds per image) of one method from its shards' results, in shard order."""
+    import torch
+
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([maps for maps, _ in parts]), sum(seconds * count for (_, seconds), count in zip(parts, counts)) / sum(counts)
+
+
+def _attribution_task(item: tuple[str, str, tuple[int, int], ProgressLike], tasks: BenchTasks) -> tuple[Any, BaseException | None]:
+    _, spec, (first, stop), progress = item
     model, inputs, targets, _ = tasks.tensors()
-    return _outcome(lambda: attribute_all(model.module, inputs, targets, spec, tasks.method(spec), tasks.batch_size, progress))
+    return _outcome(lambda: attribute_all(model.module, inputs[first:stop], targets[first:stop], spec, tasks.method(spec),
+                                          tasks.batch_size, progress))
 
 
-def _cell_task(item: tuple[str, str, Any], tasks: BenchTasks) -> tuple[Any, BaseException | None]:
-    spec, metric_name, attributions = item
+def _cell_task(item: tuple[str, str, str, Any], tasks: BenchTasks) -> tuple[Any, BaseException | None]:
+    _, spec, metric_name, attributions = item
     model, inputs, targets, masks = tasks.tensors()
     return _outcome(lambda: score_cell(spec, tasks.method(spec), metric_name, tasks.metric(metric_name), tasks.options[metric_name],
                                        attributions, model, inputs, targets, masks, tasks.has_mask))
+
+
+def _bench_task(item: tuple[Any, ...], tasks: BenchTasks) -> tuple[Any, BaseException | None]:
+    """One bench task: ``("attributions", spec, (first, stop), progress)`` or ``("cell", spec, metric, attributions)``."""
+    return (_attribution_task if item[0] == "attributions" else _cell_task)(item, tasks)  # type: ignore[arg-type]
+
+
+def _bench_task_name(item: tuple[Any, ...]) -> str:
+    return "attributions of method" if item[0] == "attributions" else "bench cell"
 
 
 def metric_options(config: BenchConfig, name: str, metric: AttributionMetric) -> dict[str, Any]:
@@ -707,46 +737,67 @@ def _run_bench(config: BenchConfig, progress: Any, status: Any, warn: Any, claim
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     with open_executor(config.executor) as executor:
         shared = (executor.share(tasks),)
-        # Step 4: the attributions of each method (one task per method not cached), saved as they come.
-        for spec in methods:
-            cached = bench.cached_attributions(spec)
-            if cached is not None:
-                attributions[spec] = cached
-        todo = [spec for spec in methods if spec not in attributions]
-        items = [(spec, progress if executor.in_process else None) for spec in todo]
-        for position, (result, exc) in executor.map(_attribution_task, items, shared=shared, name="attributions of method"):
-            spec = todo[position]
-            if exc is None:
-                bench.save_attributions(spec, *result)
-                attributions[spec] = result
-                continue
-            if not skip_failures or methods[spec].is_baseline:
-                if isinstance(exc, InterpError):
-                    raise exc
-                raise InterpError(f"attribution {spec!r} failed on model {config.model!r}: {type(exc).__name__}: {exc}",
-                                  "drop it from --methods, or run with INTERP_DEBUG=1 for the traceback") from exc
-            skipped[spec] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
-            if warn:
-                warn(f"skipping method {spec!r}: {skipped[spec]}")
-            cells_task.advance(len(metrics))
-        # Step 5: every (method, metric) cell not cached is a task; each is saved the moment it comes back.
-        pending: list[tuple[str, str, dict[str, Any]]] = []
-        for spec in (spec for spec in methods if spec in attributions):
+        # One list of tasks (interpret_core.workflows.executors), extended as results come back:
+        # step 4, each method's attributions not cached, one task per batch (shard) on workers;
+        # step 5, each (method, metric) cell not cached, queued the moment its method's
+        # attributions are complete (never waiting for the other methods). Everything is
+        # saved the moment it is back.
+        items: list[tuple[Any, ...]] = []
+        cell_fields: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def queue_cells(spec: str) -> None:
+            maps: Any = None
             for metric_name, metric in metrics.items():
                 fields = bench.cell_key_fields(spec, metric_name, metric)
                 cached_cell = bench.cached_cell(spec, metric_name, digest(fields), fields)
                 if cached_cell is None:
-                    pending.append((spec, metric_name, fields))
+                    maps = maps if maps is not None else executor.share(attributions[spec][0])
+                    cell_fields[(spec, metric_name)] = fields
+                    items.append(("cell", spec, metric_name, maps))
                     continue
                 bench.reused += 1
                 cells[(spec, metric_name)] = {**cached_cell, "reused": True}
                 cells_task.advance()
-        maps = {spec: executor.share(attributions[spec][0]) for spec in dict.fromkeys(spec for spec, _, _ in pending)}
-        items = [(spec, metric_name, maps[spec]) for spec, metric_name, _ in pending]
-        for position, (cell, exc) in executor.map(_cell_task, items, shared=shared, name="bench cell"):
-            spec, metric_name, fields = pending[position]
+
+        for spec in methods:
+            cached = bench.cached_attributions(spec)
+            if cached is not None:
+                attributions[spec] = cached
+        shards = {spec: attribution_shards(len(prepared.inputs), config.batch_size, executor.in_process)
+                  for spec in methods if spec not in attributions}
+        parts: dict[str, dict[int, tuple[Any, float]]] = {spec: {} for spec in shards}
+        items += [("attributions", spec, shard, progress if executor.in_process else None) for spec in shards for shard in shards[spec]]
+        for spec in (spec for spec in methods if spec in attributions):
+            queue_cells(spec)
+        for position, (result, exc) in executor.map(_bench_task, items, shared=shared, name=_bench_task_name):
+            if items[position][0] == "attributions":
+                spec, shard = items[position][1], items[position][2]
+                if spec in skipped:
+                    continue  # another shard of this method failed already
+                if exc is None:
+                    parts[spec][shard[0]] = result
+                    if len(parts[spec]) == len(shards[spec]):
+                        joined = join_attribution_shards([parts[spec][first] for first, _ in shards[spec]],
+                                                         [stop - first for first, stop in shards[spec]])
+                        bench.save_attributions(spec, *joined)
+                        attributions[spec] = joined
+                        del parts[spec]
+                        queue_cells(spec)
+                    continue
+                if not skip_failures or methods[spec].is_baseline:
+                    if isinstance(exc, InterpError):
+                        raise exc
+                    raise InterpError(f"attribution {spec!r} failed on model {config.model!r}: {type(exc).__name__}: {exc}",
+                                      "drop it from --methods, or run with INTERP_DEBUG=1 for the traceback") from exc
+                skipped[spec] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+                if warn:
+                    warn(f"skipping method {spec!r}: {skipped[spec]}")
+                cells_task.advance(len(metrics))
+                continue
+            _, spec, metric_name, _ = items[position]
+            cell = result
             if exc is None:
-                cells[(spec, metric_name)] = bench.save_cell(spec, metric_name, fields, cell)
+                cells[(spec, metric_name)] = bench.save_cell(spec, metric_name, cell_fields[(spec, metric_name)], cell)
             elif isinstance(exc, UsageError) and not isinstance(exc, CapabilityError):
                 raise exc
             else:

@@ -8,7 +8,10 @@ of work (bench cells, training folds, unit-scan shards, SynthFACS subjects):
   argument;
 - :meth:`Executor.map` runs ``function(item, *shared)`` for each item and
   yields ``(position, result)`` as tasks finish, so the caller saves each
-  finished piece at once (resume after a lost worker or Ctrl-C);
+  finished piece at once (resume after a lost worker or Ctrl-C); items the
+  caller appends to the list while iterating run too, so work that depends
+  on a finished result (a bench method's cells on its attributions) starts
+  as soon as that result is back, without waiting for the rest;
 - a task may call :func:`emit` to report progress (an epoch finished); the
   caller's ``on_event`` receives it in the main process.
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import signal
 import threading
@@ -140,16 +144,19 @@ class Executor:
         *,
         shared: Sequence[Any] = (),
         on_event: Callable[[Any], None] | None = None,
-        name: str = "task",
+        name: str | Callable[[Any], str] = "task",
     ) -> Iterator[tuple[int, Any]]:
         """Yield ``(position, function(item, *shared))`` for each of ``items`` as tasks finish.
 
         ``function`` must be importable (a module-level function; not a
         lambda) unless the executor runs in process. ``shared`` are handles
-        from :meth:`share` or plain values. Closing the generator early
-        cancels the tasks not yet finished.
+        from :meth:`share` or plain values. ``items`` may be a list that the
+        caller extends while iterating: what it appends before asking for the
+        next result is run too (in this process: after the items before it).
+        ``name`` (or ``name(item)``) names a task in messages and in Dask's
+        task keys. Closing the generator early cancels the tasks not yet finished.
         """
-        for position, item in enumerate(items):
+        for position, item in enumerate(items):  # a list iterator sees items appended meanwhile
             yield position, _call(function, item, [_unwrap(value) for value in shared], on_event)
 
     def close(self) -> None:
@@ -158,6 +165,10 @@ class Executor:
 
 def _unwrap(value: Any) -> Any:
     return value.value if isinstance(value, _Shared) else value
+
+
+def _task_name(name: str | Callable[[Any], str], item: Any) -> str:
+    return name(item) if callable(name) else name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,22 +229,33 @@ class LocalProcesses(Executor):
                 if on_event is not None:
                     on_event(payload)
 
+        futures: dict[Any, int] = {}
+        pending: set[Any] = set()
+
+        def submit_new() -> None:  # the items appended since the last call (all of them at first)
+            for position in range(len(futures), len(items)):
+                future = pool.submit(_pool_task, function, _task_name(name, items[position]), position, items[position])
+                futures[future] = position
+                pending.add(future)
+
         try:
-            futures = {pool.submit(_pool_task, function, name, position, item): position for position, item in enumerate(items)}
-            pending = set(futures)
+            submit_new()
             while pending:
-                done, pending = concurrent.futures.wait(pending, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
+                done, _ = concurrent.futures.wait(pending, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
                 drain()
                 for future in sorted(done, key=futures.__getitem__):
+                    pending.discard(future)
+                    position = futures[future]
                     try:
                         result = future.result()
                     except BrokenProcessPool as exc:
                         raise InterpError(
-                            f"a local worker process died while running {name} {futures[future]} ({exc})",
+                            f"a local worker process died while running {_task_name(name, items[position])} {position} ({exc})",
                             f"{RESUME_HINT}; use fewer --workers if memory ran out",
                         ) from None
                     drain()
-                    yield futures[future], result
+                    yield position, result
+                    submit_new()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             events.close()
@@ -338,23 +360,45 @@ class DaskExecutor(Executor):
                     return
                 on_event(payload)
 
-        futures = {
-            self.client.submit(_dask_task, function, name, topic, position, item, *shared, key=f"{name.replace(' ', '-')}-{position}-{topic}", pure=False): position
-            for position, item in enumerate(items)
-        }
-        pending = set(futures)
+        futures: dict[Any, int] = {}
+        pending: set[Any] = set()
+        threads = _Refreshed(lambda: sum(self.client.nthreads().values()), every_s=1.0)
+        finished = threading.Event()
+
+        def submit_new() -> None:
+            # In list order, one task per worker thread, the next one when a task finishes (as a
+            # process pool does). Given all at once, the scheduler runs later tasks first (it holds
+            # back tasks it takes for the roots of a graph and sends others straight to workers),
+            # e.g. a bench method's cells before the attributions of another method, which gate
+            # more work; and a task queued behind a long one on a busy worker waits while another
+            # worker idles. The thread count is read again as workers come and go (adaptive clusters).
+            while len(futures) < len(items) and len(pending) < max(1, threads()):
+                position = len(futures)
+                task = _task_name(name, items[position])
+                future = self.client.submit(_dask_task, function, task, topic, position, items[position], *shared,
+                                            key=f"{task.replace(' ', '-')}-{position}-{topic}", pure=False)
+                futures[future] = position
+                pending.add(future)
+                future.add_done_callback(lambda _: finished.set())
+
         try:
+            submit_new()
             while pending:
+                finished.wait(0.05)  # wakes when a task finishes, or to pass on progress events
+                finished.clear()  # a task finishing from here on sets it again; the check below sees those before
                 done = [future for future in pending if future.done()]
                 if not done:
                     drain()
-                    time.sleep(0.05)
+                    if len(futures) < len(items):
+                        submit_new()  # workers may have joined
                     continue
                 for future in sorted(done, key=futures.__getitem__):
                     pending.discard(future)
-                    result = self._result(future, f"{name} {futures[future]}", distributed)
+                    position = futures[future]
+                    result = self._result(future, f"{_task_name(name, items[position])} {position}", distributed)
                     drain()
-                    yield futures[future], result
+                    yield position, result
+                    submit_new()
         finally:
             for future in pending:
                 future.cancel()
@@ -388,6 +432,20 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             with contextlib.suppress(Exception):
                 self._cluster.close()
+
+
+class _Refreshed:
+    """``read()``, called again at most every ``every_s`` seconds (a value from the scheduler, without an RPC per poll)."""
+
+    def __init__(self, read: Callable[[], int], every_s: float):
+        self._read, self._every_s, self._value, self._at = read, every_s, 0, -math.inf
+
+    def __call__(self) -> int:
+        if time.monotonic() - self._at >= self._every_s:
+            self._at = time.monotonic()
+            with contextlib.suppress(Exception):  # a scheduler that went away shows in the tasks' results instead
+                self._value = self._read()
+        return self._value
 
 
 def _cpus() -> int:

@@ -354,14 +354,17 @@ def _deterministic_torch(threads: int | None):
     import torch
 
     old_threads = torch.get_num_threads()
-    old_deterministic = torch.are_deterministic_algorithms_enabled()
+    old_mode = torch.get_deterministic_debug_mode()
     if threads is not None:
         torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    # "error" is torch.use_deterministic_algorithms(True), without its import of torch._inductor
+    # (to set the compiler's flag, which eager training never reads): 1-2 s in every process that
+    # trains, serial before the first fold in the command and in each worker's first fold.
+    torch.set_deterministic_debug_mode("error")
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(old_deterministic)
+        torch.set_deterministic_debug_mode(old_mode)
         torch.set_num_threads(old_threads)
 
 
