@@ -125,6 +125,34 @@ def test_samples_carry_regions_for_their_aus(tmp_path):
             assert mask.shape == (SIZE, SIZE) and mask.dtype == bool and mask.any()
 
 
+def _same_masks(bulk, expected):
+    assert (bulk is None) == (expected is None)
+    if expected is not None:
+        assert sorted(bulk) == sorted(expected)
+        for au, mask in expected.items():
+            assert bulk[au].dtype == bool
+            np.testing.assert_array_equal(bulk[au], mask)
+
+
+def test_bulk_localisation_masks_equal_each_samples_regions(tmp_path):
+    """Dataset.localisation_masks reads landmark regions without decoding the crops, the same as samples."""
+    from interpret_core.api.interfaces import Dataset
+
+    root = write_release(tmp_path / "ck")
+    data = CKPlusDataset(data_root=root, cache=False)
+    order = np.arange(len(data))[::-1]
+    bulk = data.localisation_masks(order)
+    assert not data._decoded.any()  # no image was decoded
+    assert any(masks for masks in bulk)
+    for index, masks in zip(order.tolist(), bulk):
+        _same_masks(masks, data[index].localisation_masks())
+    # The interface's default (decoding each sample) agrees.
+    for index, masks in zip(order.tolist(), Dataset.localisation_masks(data, order)):
+        _same_masks(masks, bulk[len(data) - 1 - index])
+    with pytest.raises(IndexError):
+        data.localisation_masks([len(data)])
+
+
 def test_au_mask_files_are_warped_with_the_face(tmp_path):
     """An AUMasks file (SynthFACS layout) in frame coordinates follows the face into the crop."""
     root = tmp_path / "ck"
@@ -148,6 +176,13 @@ def test_au_mask_files_are_warped_with_the_face(tmp_path):
     expected_area = np.pi * (14.0 * alignment.scale) ** 2
     assert abs(mask.sum() - expected_area) < 0.25 * expected_area
     assert apex.localisation_masks() is apex.au_masks
+    fresh = CKPlusDataset(data_root=root, cache=False)
+    bulk = fresh.localisation_masks([3, 0, 3])  # ground truth where a mask file exists, decoded once
+    assert fresh._masks_done.tolist() == [True, False, False, True] and not fresh._decoded.any()
+    _same_masks(bulk[0], apex.au_masks)
+    _same_masks(bulk[1], neutral.au_masks)
+    bulk[0][12][:] = False  # copies: the data set's masks are not changed
+    np.testing.assert_array_equal(fresh.localisation_masks([3])[0][12], mask)
     # The caches keep crops and masks; masks are decoded only when asked for.
     data.arrays()
     assert not data._masks_done.all()

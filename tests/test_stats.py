@@ -169,3 +169,59 @@ def test_presence_phi_and_chance_excess():
     assert stats.chance_excess_p(np.ones(100), chance) < 1e-10
     assert stats.chance_excess_p(np.zeros(100), chance) > 0.99
     assert np.isnan(stats.chance_excess_p(np.zeros(0), np.zeros(0)))
+
+
+def _subject_sample(seed, observations=90, subjects=17, units=4, resamples=30, blocks=4):
+    rng = np.random.default_rng(seed)
+    owner = np.sort(rng.integers(0, subjects, observations))
+    owner[:subjects] = np.arange(subjects)  # every subject has an observation
+    owner.sort()
+    values = rng.normal(size=(observations, units))
+    values[:, 0] = rng.integers(0, 4, size=observations)  # heavy ties
+    values[:, 1] = np.maximum(values[:, 1], 0.0)  # ReLU-like: many zeros
+    group = rng.random(observations) < 0.3
+    group[owner == 0] = True  # a subject only in the group
+    group[owner == 1] = False  # and one only outside it
+    draws = rng.integers(0, subjects, size=(resamples, subjects))
+    counts = np.stack([np.bincount(row, minlength=subjects) for row in draws]).astype(float)
+    block_of = rng.permutation(np.arange(subjects) % blocks)
+    subsets = np.concatenate([~np.eye(blocks, dtype=bool), np.eye(blocks, dtype=bool), np.ones((1, blocks), bool)])
+    return values, group, owner, counts, block_of, subsets
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_subject_bootstrap_auc_equals_the_observation_weighted_auc_bit_for_bit(seed):
+    """The quadratic form over subjects gives exactly weighted_auc's numbers on each subset's rows."""
+    values, group, owner, counts, block_of, subsets = _subject_sample(seed)
+    values[3, 2] = values[7, 2] = np.nan  # NaNs are ordered as weighted_auc orders them
+    auc = stats.subject_bootstrap_auc(values, group, owner, counts, block_of, subsets)
+    assert auc.shape == (len(subsets), len(counts), values.shape[1])
+    for r, keep in enumerate(subsets):
+        rows = keep[block_of[owner]]
+        expected = stats.weighted_auc(values[rows], group[None, rows], counts[:, owner[rows]])[:, 0, :]
+        np.testing.assert_array_equal(auc[r], expected)
+    assert np.isfinite(auc).mean() > 0.5
+
+
+def test_subject_bootstrap_auc_is_scipys_auc_of_the_repeated_subjects():
+    values, group, owner, counts, block_of, subsets = _subject_sample(5, resamples=6)
+    auc = stats.subject_bootstrap_auc(values, group, owner, counts, block_of, subsets)
+    for r, keep in enumerate(subsets):
+        for b in range(len(counts)):
+            repeats = counts[b, owner].astype(int) * keep[block_of[owner]]
+            for unit in range(values.shape[1]):
+                x = np.repeat(values[group, unit], repeats[group])
+                y = np.repeat(values[~group, unit], repeats[~group])
+                if len(x) == 0 or len(y) == 0:
+                    assert np.isnan(auc[r, b, unit])
+                    continue
+                expected = scipy.stats.mannwhitneyu(x, y).statistic / (len(x) * len(y))
+                assert auc[r, b, unit] == pytest.approx(expected, abs=1e-12)
+
+
+def test_subject_bootstrap_auc_without_in_group_weight_is_nan():
+    values, group, owner, counts, block_of, subsets = _subject_sample(4)
+    counts[:, np.unique(owner[group])] = 0  # no drawn subject has an in-group observation
+    assert np.isnan(stats.subject_bootstrap_auc(values, group, owner, counts, block_of, subsets)).all()
+    none = stats.subject_bootstrap_auc(values, np.zeros_like(group), owner, counts, block_of, subsets)
+    assert np.isnan(none).all()

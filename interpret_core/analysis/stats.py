@@ -34,6 +34,7 @@ __all__ = [
     "chance_excess_p",
     "group_means",
     "weighted_auc",
+    "subject_bootstrap_auc",
     "percentile_interval",
 ]
 
@@ -452,6 +453,105 @@ def weighted_auc(values: np.ndarray, groups: np.ndarray, weights: np.ndarray) ->
     with np.errstate(divide="ignore", invalid="ignore"):
         auc = u / (w1 * w0)[:, :, None]
     return np.where(((w1 > 0) & (w0 > 0))[:, :, None], auc, np.nan)
+
+
+def subject_bootstrap_auc(
+    values: np.ndarray,
+    group: np.ndarray,
+    owner: np.ndarray,
+    counts: np.ndarray,
+    block_of: np.ndarray,
+    subsets: np.ndarray,
+) -> np.ndarray:
+    """Mann-Whitney AUC of subject-bootstrap resamples, each restricted to unions of subject blocks: ``[R, B, U]``.
+
+    In a subject bootstrap, resample b repeats subject s ``counts[b, s]`` times
+    and every observation inherits its subject's count. Its U statistic is
+    then a quadratic form in the counts: ``U_b = c_b^T M c_b`` with
+    ``M[s, t] = sum_{i in group, owner s} sum_{j out of group, owner t} ([x_j < x_i] + [x_j = x_i] / 2)``.
+    M is computed once per unit, so all resamples cost one matrix product over
+    subjects, however many observations there are (:func:`weighted_auc` does
+    the same with a cumulative sum over every resample and observation).
+    Subjects fall into blocks (e.g. the folds of a subject k-fold); subset r
+    keeps the subjects of the blocks ``subsets[r]``, i.e. the blocks [f, g]
+    of the form with f and g both kept.
+
+    With integer counts every sum is of integers and halves, so the result
+    equals ``weighted_auc(values[rows], group[rows], counts[:, owner[rows]])``
+    over the subset's rows bit for bit (ties and NaNs ordered as there).
+
+    Args:
+        values: [G, U] one value per observation and unit.
+        group: bool [G] in-group observations.
+        owner: int [G] subject of each observation, in ``0..S-1``.
+        counts: [B, S] non-negative times each subject is drawn, per resample.
+        block_of: int [S] block of each subject, in ``0..K-1``.
+        subsets: bool [R, K] blocks kept in each subset.
+
+    Returns:
+        float64 [R, B, U]; NaN where a subset's resample has no in-group or no out-group weight.
+    """
+    values = _as_values(values)
+    count, units = values.shape
+    group = np.asarray(group, dtype=bool)
+    owner = np.asarray(owner, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim == 1:
+        counts = counts[None]
+    block_of = np.asarray(block_of, dtype=np.int64)
+    subsets = np.asarray(subsets, dtype=bool)
+    if group.shape != (count,) or owner.shape != (count,):
+        raise ValueError(f"group and owner must be [G={count}], got {group.shape} and {owner.shape}")
+    if block_of.shape != (counts.shape[1],):
+        raise ValueError(f"block_of must be [S={counts.shape[1]}], got {block_of.shape}")
+    blocks = subsets.shape[1]
+    # Tie groups as weighted_auc sees them: a stable sort, a new group where the sorted value changes (NaN != NaN).
+    order = np.argsort(values, axis=0, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=0)
+    starts = np.ones((count, units), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    tie_rank = np.empty((count, units), dtype=np.int64)
+    np.put_along_axis(tie_rank, order, np.cumsum(starts, axis=0), axis=0)
+    inside = np.flatnonzero(group)
+    inside = inside[np.argsort(owner[inside], kind="stable")]
+    outside = np.flatnonzero(~group)
+    subjects_in, first_in = np.unique(owner[inside], return_index=True)
+    subjects_out, column_out = np.unique(owner[outside], return_inverse=True)
+    # Twice M (integers), restricted to subjects with in-group rows x subjects with out-group rows: [U, S1, S0].
+    twice_m = np.zeros((units, subjects_in.size, subjects_out.size))
+    if inside.size and outside.size:
+        for unit in range(units):
+            rank_out = tie_rank[outside, unit]
+            by_rank = np.argsort(rank_out, kind="stable")
+            # below[p, t]: out-group rows of subject t among the p lowest-ranked out-group rows.
+            below = np.zeros((outside.size + 1, subjects_out.size))
+            below[np.arange(1, outside.size + 1), column_out[by_rank]] = 1.0
+            np.cumsum(below, axis=0, out=below)
+            rank_in = tie_rank[inside, unit]
+            sorted_out = rank_out[by_rank]
+            strictly = np.searchsorted(sorted_out, rank_in, side="left")
+            through = np.searchsorted(sorted_out, rank_in, side="right")
+            twice_m[unit] = np.add.reduceat(below[strictly] + below[through], first_in, axis=0)
+    counts_in, counts_out = counts[:, subjects_in], counts[:, subjects_out]
+    block_in, block_out = block_of[subjects_in], block_of[subjects_out]
+    out_blocks = (block_out[:, None] == np.arange(blocks)[None]).astype(np.float64)  # [S0, K]
+    resamples = counts.shape[0]
+    pair_sums = np.zeros((units, resamples, blocks, blocks))  # twice U of (in-group block f, out-group block g)
+    for f in range(blocks):
+        rows = block_in == f
+        if rows.any():
+            partial = counts_in[:, rows] @ twice_m[:, rows, :]  # [U, B, S0]
+            pair_sums[:, :, f, :] = (partial * counts_out[None]) @ out_blocks
+    block_matrix = (block_of[:, None] == np.arange(blocks)[None]).astype(np.float64)  # [S, K]
+    n_in = np.bincount(owner[inside], minlength=counts.shape[1]).astype(np.float64)
+    n_out = np.bincount(owner[outside], minlength=counts.shape[1]).astype(np.float64)
+    keep = subsets.astype(np.float64)
+    w1 = counts @ (block_matrix * n_in[:, None]) @ keep.T  # [B, R]
+    w0 = counts @ (block_matrix * n_out[:, None]) @ keep.T
+    u = 0.5 * np.einsum("ubfg,rf,rg->rbu", pair_sums, keep, keep)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = u / (w1 * w0).T[:, :, None]
+    return np.where(((w1 > 0) & (w0 > 0)).T[:, :, None], auc, np.nan)
 
 
 def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:

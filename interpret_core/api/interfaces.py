@@ -103,7 +103,8 @@ class Dataset(abc.ABC):
 
     Subclasses implement ``class_names``, ``__len__`` and ``__getitem__``. The
     bulk accessors (:attr:`subjects`, :attr:`emotions`, :meth:`arrays`,
-    :meth:`au_presence`, :meth:`au_matrix`, :meth:`summary`) work by decoding
+    :meth:`localisation_masks`, :meth:`au_presence`, :meth:`au_matrix`,
+    :meth:`summary`) work by decoding
     samples; override them when the plugin can answer without decoding.
 
     Capability flags:
@@ -212,6 +213,16 @@ class Dataset(abc.ABC):
                 "crop every sample to one size (the data set plugin's job)",
             )
         return np.stack(images), np.asarray(emotions, dtype=np.int64)
+
+    def localisation_masks(self, indices: Sequence[int] | np.ndarray) -> list[dict[int, np.ndarray] | None]:
+        """:meth:`Sample.localisation_masks` of the samples at ``indices``, in order.
+
+        The default decodes each sample; override it when the plugin can read
+        masks (or derive landmark regions) without decoding images: spatial
+        scores read thousands of them.
+        """
+        selected = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return [self[int(index)].localisation_masks() for index in selected.tolist()]
 
     def au_matrix(self, aus: Sequence[int] | None = None) -> tuple[list[int], np.ndarray]:
         """The AU table: (AU numbers, int64 [N, A] intensities of every sample, 0 = absent or not coded).

@@ -287,7 +287,7 @@ class AUDistance(UnitMetric):
             ``unit_mapping``, ``layer_mapping``, ``aus``, ``options``,
             ``statistical_unit``, ``selection``, ``summary``.
         """
-        from interpret_core.analysis.unit_scan import annotations, scan_units
+        from interpret_core.analysis.unit_scan import scan_units
 
         layers = list(layers)
         if scan is None:
@@ -297,6 +297,19 @@ class AUDistance(UnitMetric):
         missing = [layer for layer in layers if layer not in scan.maxima]
         if missing:
             raise UsageError(f"the unit scan lacks layer(s) {missing}", "rescan with these layers")
+        from threadpoolctl import threadpool_limits
+
+        # The statistics multiply small matrices (AUs x observations, resamples x subjects): BLAS threads
+        # only add hand-offs, which cost more than the products themselves, most of all on a busy machine.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._evaluate_scan(model, dataset, layers, scan, method, progress)
+
+    def _evaluate_scan(
+        self, model: Model, dataset: Dataset, layers: list[str], scan: UnitScan, method: Attribution | None, progress: Any
+    ) -> UnitMetricResult:
+        """:meth:`evaluate` once the scan is there."""
+        from interpret_core.analysis.unit_scan import annotations
+
         if scan.aus is None or scan.emotions is None:
             aus, emotions = annotations(dataset, scan.indices)
         else:

@@ -323,9 +323,14 @@ def heldout_mapping(
             # Each observation is located on its frame where the unit fires most.
             frames = [max(frames_of[g], key=lambda n: (frame_values[layer][n, unit], -n)) for g in sample.tolist()]
             located_frames.append(frames)
-            wanted = needs.setdefault((layer, unit), set())
-            wanted.update(fr for fr in frames if mask(fr, au) is not None)
         plans[a] = (pool, sample, located_frames)
+    # The masks of every located frame in one bulk read (the data set need not decode whole samples).
+    to_read = sorted({fr for _, _, located in plans.values() for frames in located for fr in frames} - set(frame_masks))
+    frame_masks.update(zip(to_read, dataset.localisation_masks(scan.indices[to_read]) if to_read else []))
+    for a, (pool, _, located_frames) in plans.items():
+        for uid, frames in zip(pool, located_frames):
+            wanted = needs.setdefault(unit_ids[uid], set())
+            wanted.update(fr for fr in frames if mask(fr, au_numbers[a]) is not None)
     # Every (frame, unit) pair of a layer in a few projection calls (see _Localiser).
     from interpret_core.util.progress import start_task
 
@@ -495,7 +500,8 @@ def _bootstrap(pool, selected, fold_candidates, table, in_group, fold_of, obs, p
     subject_index = {s: i for i, s in enumerate(subjects)}
     owner = np.asarray([subject_index[s] for s in obs.subjects], dtype=np.int64)
     draws = rng.integers(0, len(subjects), size=(plan.bootstrap, len(subjects)))
-    counts = np.stack([np.bincount(row, minlength=len(subjects)) for row in draws]).astype(np.float64)  # [B, S]
+    offsets = len(subjects) * np.arange(plan.bootstrap)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=draws.size).reshape(draws.shape).astype(np.float64)  # [B, S]
     weights = counts[:, owner]  # [B, G]
     values = table[:, pool.units]  # [G, P]
     k = int(fold_of.max()) + 1
@@ -513,14 +519,14 @@ def _bootstrap(pool, selected, fold_candidates, table, in_group, fold_of, obs, p
     fold_masks = np.stack([(fold_of == f) for f in range(k)]).astype(np.float64)  # [k, G]
     b_count = plan.bootstrap
     # Per fold, the AUCs of every resample on the selection folds and on the held-out fold, each over
-    # its own observations only (the others would enter with weight 0: the same numbers, exactly, as
-    # the weights are counts, for a fraction of the work).
-    auc_selection = np.empty((k, b_count, len(pool.units)))
-    auc_held = np.empty((k, b_count, len(pool.units)))
-    for f in range(k):
-        held = fold_of == f
-        for rows, out in ((~held, auc_selection), (held, auc_held)):
-            out[f] = stats.weighted_auc(values[rows], in_group[None, rows], weights[:, rows])[:, 0, :]
+    # its own subjects only: folds are subject-disjoint, so both are blocks of one quadratic form in
+    # the subject counts (stats.subject_bootstrap_auc), the same numbers as the AUC of the repeated
+    # sample, exactly.
+    block_of = np.zeros(len(subjects), dtype=np.int64)
+    block_of[owner] = fold_of
+    held_out = np.eye(k, dtype=bool)
+    aucs = stats.subject_bootstrap_auc(values, in_group, owner, counts, block_of, np.concatenate([~held_out, held_out]))
+    auc_selection, auc_held = aucs[:k], aucs[k:]  # [k, B, P] each
     for f in range(k):
         delta = 2 * auc_selection[f] - 1  # [B, P]
         top = np.nanmax(np.where(np.isfinite(delta), delta, -np.inf), axis=1, keepdims=True)

@@ -333,6 +333,30 @@ class CKPlusDataset(Dataset):
         emotions = np.array([-1 if self._items[i].emotion is None else self._items[i].emotion for i in selected.tolist()], dtype=np.int64)
         return images, emotions
 
+    def localisation_masks(self, indices: Sequence[int] | np.ndarray) -> list[dict[int, np.ndarray] | None]:
+        """Each sample's ground-truth AU masks (copies), else its landmark regions, without decoding images.
+
+        The same arrays as ``self[i].localisation_masks()``; masks not decoded
+        or cached yet are decoded (once).
+        """
+        selected = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if selected.size and (selected.min() < -len(self) or selected.max() >= len(self)):
+            raise IndexError(f"sample index out of range for {len(self)} samples")
+        selected = selected % max(len(self), 1)
+        missing = [index for index in np.unique(selected).tolist() if not self._masks_done[index]]
+        for index in missing:
+            self._crops.decode_masks(index)
+        if missing:
+            self._crops.masks_complete()
+        out: list[dict[int, np.ndarray] | None] = []
+        for index in selected.tolist():
+            masks = self._crops.masks[index]
+            if masks is not None:
+                out.append({au: m.copy() for au, m in masks.items()})
+            else:
+                out.append(au_regions(self._crops.crop_landmarks[index].copy(), self.size, self._items[index].aus.keys()))
+        return out
+
     @property
     def cache_path(self) -> Path | None:
         """The on-disk crop cache file (may not exist yet), or None when caching is off.
