@@ -136,6 +136,110 @@ def test_a_worker_killed_mid_bench_fails_cleanly_and_the_rerun_gives_the_same_ta
     assert _table(result) == _table(local)
 
 
+def _stopped_part_way(out: Path) -> int:
+    """How many cells a stopped bench saved; asserts that it left no result and nothing half-written."""
+    assert not (out / "bench.json").exists()
+    saved = sorted((out / "cells").glob("*.json"))
+    assert 1 <= len(saved) < 6
+    for path in saved:
+        assert json.loads(path.read_text())["scores"]  # complete JSON
+    assert not [path for path in out.rglob("*") if path.name.endswith(".tmp") or ".interp.lock" in path.name]
+    return len(saved)
+
+
+@pytest.fixture
+def own_scheduler(tmp_path):
+    """A `dask scheduler` process and one `dask worker` of its own (so killing it leaves the module's cluster alone)."""
+    import subprocess
+    import time
+
+    dask = Path(sys.executable).parent / "dask"
+    info = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", info], **quiet)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (info.is_file() and info.read_text().strip()):
+            assert scheduler.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                   "--death-timeout", "5"], **quiet)
+        with Client(address, set_as_default=False, timeout=30) as client:
+            client.wait_for_workers(1, timeout=60)
+        yield SimpleNamespace(address=address, process=scheduler)
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.kill()
+                process.wait()
+
+
+def test_a_scheduler_lost_mid_bench_is_one_error_line_and_the_rerun_gives_the_same_table(
+        own_scheduler, local_bench, synthfacs_root, tmp_path, capfd, monkeypatch):
+    from interpret_core.workflows import bench
+
+    _, local = local_bench
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 2.0)  # how long the client tries to reconnect
+    save_cell = bench.Bench.save_cell
+
+    def save_then_kill_the_scheduler(self, *args, **kwargs):
+        saved = save_cell(self, *args, **kwargs)
+        if own_scheduler.process.poll() is None:  # the scheduler dies right after the first cell is saved
+            own_scheduler.process.kill()
+            own_scheduler.process.wait()
+        return saved
+
+    monkeypatch.setattr(bench.Bench, "save_cell", save_then_kill_the_scheduler)
+    out = tmp_path / "bench"
+    capfd.readouterr()
+    assert main(_bench_argv(synthfacs_root, out, "--executor", "dask", "--scheduler", own_scheduler.address)) == 1
+    captured = capfd.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "lost the Dask scheduler" in errors[0] and own_scheduler.address in errors[0], captured.err
+    assert "hint:" in captured.err and "Failed to reconnect" not in captured.err  # Dask's own log line is ours now
+    assert captured.out == ""
+    saved = _stopped_part_way(out)
+
+    monkeypatch.setattr(bench.Bench, "save_cell", save_cell)
+    assert main(_bench_argv(synthfacs_root, out)) == 0  # finished here, in this process
+    result = json.loads(capfd.readouterr().out)
+    assert result["reused"] == saved and result["computed"] == 6 - saved
+    assert _table(result) == _table(local)
+
+
+def test_ctrl_c_stops_a_dask_bench_with_exit_130_and_the_rerun_gives_the_same_table(cluster, local_bench, synthfacs_root, tmp_path, capsys):
+    import subprocess
+
+    _, local = local_bench
+    out = tmp_path / "bench"
+    argv = _bench_argv(synthfacs_root, out, "--executor", "dask", "--scheduler", cluster.address)
+    # A real SIGINT to the command's process, the moment its first cell is saved.
+    script = (
+        "import os, signal, sys\n"
+        "from interpret_core.cli import main\n"
+        "from interpret_core.workflows import bench\n"
+        "save_cell = bench.Bench.save_cell\n"
+        "def save_then_interrupt(self, *args, **kwargs):\n"
+        "    saved = save_cell(self, *args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return saved\n"
+        "bench.Bench.save_cell = save_then_interrupt\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr and done.stdout == ""
+    saved = _stopped_part_way(out)
+
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["reused"] == saved and result["computed"] == 6 - saved
+    assert _table(result) == _table(local)
+
+
 def test_a_lost_worker_is_retried_by_dask(cluster, local_bench, synthfacs_root, tmp_path, capsys):
     _, local = local_bench
     cluster.client.wait_for_workers(2, timeout=60)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import signal
@@ -284,8 +285,6 @@ def local_cluster(workers: int, **options: Any):
     were barely faster than 1 on 2 cores. Our tasks are short-lived compute, so the clusters we
     start keep glibc's default (None unsets the variable). ``options`` go to ``LocalCluster``.
     """
-    import logging
-
     import dask
 
     distributed = _import_distributed()
@@ -302,6 +301,11 @@ def _import_distributed() -> Any:
     except ImportError as exc:
         raise UsageError(f"--executor dask needs Dask's distributed scheduler, which is not installed ({exc})", DASK_HINT) from None
     return distributed
+
+
+def _said_by_our_error(record: logging.LogRecord) -> bool:
+    """A logging filter: False for what Dask's client logs when it loses the scheduler (our InterpError says it, in one line)."""
+    return not str(record.msg).startswith("Failed to reconnect to scheduler")
 
 
 class DaskExecutor(Executor):
@@ -328,6 +332,7 @@ class DaskExecutor(Executor):
             self.client = distributed.Client(self._cluster, set_as_default=False)
             self.address = self._cluster.scheduler_address
         self.workers = max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})) if not workers else workers)
+        logging.getLogger("distributed.client").addFilter(_said_by_our_error)  # until close()
 
     def describe(self) -> str:
         return f"Dask scheduler {self.address}"
@@ -411,6 +416,12 @@ class DaskExecutor(Executor):
         try:
             return future.result()
         except distributed.client.FutureCancelledError as exc:
+            if self.client.status != "running":  # the client gave up reconnecting: the scheduler is gone
+                raise InterpError(
+                    f"lost the Dask scheduler {self.address} while waiting for {what} "
+                    f"(no answer for {CONNECT_TIMEOUT_S:g} s; the tasks not finished were cancelled)",
+                    f"restart the scheduler and its workers; {RESUME_HINT}",
+                ) from None
             raise InterpError(f"{what} was cancelled on the Dask scheduler {self.address} ({exc})".replace("\n", " "),
                               f"the scheduler or its workers went away; {RESUME_HINT}") from None
         except Exception as exc:
@@ -429,6 +440,7 @@ class DaskExecutor(Executor):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+        logging.getLogger("distributed.client").removeFilter(_said_by_our_error)
         if self._cluster is not None:
             with contextlib.suppress(Exception):
                 self._cluster.close()
