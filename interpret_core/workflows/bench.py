@@ -16,6 +16,11 @@ The run, in order:
 6. aggregate: mean and 95 % t-interval per cell; write ``bench.json``,
    ``bench.csv`` and ``bench.md`` (atomically).
 
+On workers (``--executor``, docs/distributed.md) steps 4 and 5 are tasks: one
+per batch of a method's attributions (the batches step 4 computes in one
+process, so the same maps), and one per cell, queued as soon as its method's
+attributions are complete.
+
 Localisation metrics (``needs_masks``) score only the images with at least
 one AU present and a mask for it; the mask of an image is the union of
 ``Sample.localisation_masks()`` over its AUs (ground truth on SynthFACS,
