@@ -12,6 +12,7 @@ from interpret_core import CapabilityError, UsageError, get_attribution, get_mod
 from interpret_core.api.errors import UnknownNameError
 from interp_attributions.captum_methods import baseline_tensor, default_layer
 from interpret_core.registry.options import parse_method_spec
+from interpret_core.util.fingerprint import content_seed
 
 import captum.attr as captum_attr  # a core dependency: a missing one must fail, not skip
 
@@ -94,9 +95,8 @@ def test_grad_cam_defaults_to_the_last_rectified_block_and_upsamples(net, x):
 def test_generic_adapter_and_noise_tunnel(net, x):
     name, options = parse_method_spec("captum:NoiseTunnel(Saliency),nt_samples=3,stdevs=0.05,abs=false")
     method = get_attribution(name, **options)
-    torch.manual_seed(3)
     ours = method.attribute(net, x, 1)
-    torch.manual_seed(3)
+    torch.manual_seed(content_seed(x.numpy().tobytes(), 0))  # the draws interp seeds from the batch's bytes
     expected = _quiet(
         captum_attr.NoiseTunnel(captum_attr.Saliency(net)).attribute,
         x, target=1, nt_type="smoothgrad", nt_samples=3, stdevs=0.05, abs=False,
@@ -109,6 +109,35 @@ def test_generic_adapter_and_noise_tunnel(net, x):
     # A layer method is summed over channels and upsampled to the input.
     cond = _get("captum:LayerConductance,layer=conv2,steps=4").attribute(net, x, 0)
     assert cond.shape == x.shape
+
+
+@pytest.mark.parametrize("spec", [
+    "captum:NoiseTunnel(Saliency),nt_samples=3",  # torch's generator
+    "captum:GradientShap,n_samples=3",  # numpy's (interpolation points) and torch's (noise)
+    "captum:ShapleyValueSampling,n_samples=1,feature_mask=patches",  # torch's (permutations)
+])
+def test_random_captum_methods_are_seeded_by_seed_and_the_batch_and_leave_the_global_generators_alone(net, x, spec):
+    import random
+
+    import numpy as np
+
+    method = _get(spec)
+    first = _quiet(method.attribute, net, x, 2)
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    again = _quiet(method.attribute, net, x, 2)  # other global states: the same draws
+    assert torch.equal(first, again)
+    assert torch.equal(states[0], torch.get_rng_state()) and np.array_equal(states[1], np.random.get_state()[1])
+    assert states[2] == random.getstate()
+    other_seed = _quiet(_get(spec + ",seed=1").attribute, net, x, 2)
+    assert not torch.equal(first, other_seed)
+    # per batch: the first image alone draws other noise than in the batch of three
+    assert not torch.equal(_quiet(method.attribute, net, x[:1], 2)[0], first[0])
+
+
+def test_a_captum_seed_must_be_an_integer():
+    with pytest.raises(UsageError, match="seed must be an integer"):
+        _get("captum:NoiseTunnel(Saliency),seed=abc")
 
 
 def test_adapter_neuron_methods_project_units(net, x):

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["files_fingerprint", "source_sha256", "first_difference"]
+__all__ = ["files_fingerprint", "source_sha256", "first_difference", "content_seed"]
 
 #: A package with more Python files than this is identified by its version alone (hashing it would be slow).
 MAX_SOURCE_FILES = 2000
@@ -77,6 +77,17 @@ def source_sha256(module_name: str) -> str | None:
             digest.update(b"unreadable")
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def content_seed(data: bytes, seed: int = 0) -> int:
+    """A 63-bit random-generator seed from ``seed`` and some content's bytes (an image's, a batch's).
+
+    sha256 of the seed's 8 little-endian signed bytes followed by ``data``:
+    the same content and seed give the same draws wherever and in whatever
+    order they are computed, and different contents independent ones.
+    """
+    digest = hashlib.sha256(int(seed).to_bytes(8, "little", signed=True) + data).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

@@ -41,11 +41,12 @@ No torch or captum at import time.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from interpret_core.api.errors import CapabilityError, InterpError, UsageError
@@ -183,6 +184,11 @@ class CaptumMethod(Attribution):
         # against the Captum signatures instead.
         Attribution.__init__(self)
         algorithm = options.pop("algorithm", None) or type(self).algorithm
+        seed = options.pop("seed", 0)
+        try:
+            self.seed = int(parse_value(seed) if isinstance(seed, str) else seed)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{type(self).name}: seed must be an integer, got {seed!r}", "write seed=0") from exc
         options = {ALIASES.get(k, k): (parse_value(v) if isinstance(v, str) else v) for k, v in options.items()}
         match = _EXPRESSION.match(str(algorithm))
         if not match:
@@ -203,7 +209,7 @@ class CaptumMethod(Attribution):
         self.is_neuron = self.class_name.startswith("Neuron")
         self.init_names = [n for n in init_params if n not in ("forward_func", "model", "layer", "device_ids")]
         self.attr_names = [n for n in attr_params if n not in ("inputs", "target", "additional_forward_args", "neuron_selector", "kwargs")]
-        allowed = set(self.init_names) | set(self.attr_names) | {"layer"}
+        allowed = set(self.init_names) | set(self.attr_names) | {"layer", "seed"}
         if self.noise_tunnel:
             allowed |= set(NOISE_TUNNEL_OPTIONS)
         unknown = sorted(set(options) - allowed)
@@ -307,6 +313,35 @@ class CaptumMethod(Attribution):
         up = F.interpolate(summed, size=inputs.shape[-2:], mode="bilinear", align_corners=False)
         return up.expand(-1, inputs.shape[1], -1, -1).contiguous()
 
+    @contextlib.contextmanager
+    def _seeded_draws(self, inputs: torch.Tensor) -> Iterator[None]:
+        """Captum's random draws come from the global generators: torch's (NoiseTunnel's noise,
+        Lime's and ShapleyValueSampling's samples), numpy's (GradientShap's interpolation points)
+        and Python's (the baselines' choice). Seed all three, for this call only, from ``seed``
+        and the batch's bytes, and give the caller's states back after.
+
+        So one seed gives the same maps in every run, process and executor; an image's map
+        depends on the batch it is computed in (the draws are per batch).
+        """
+        import random
+
+        import numpy as np
+        import torch
+
+        from interpret_core.util.fingerprint import content_seed
+
+        seed = content_seed(np.ascontiguousarray(inputs.detach().to(torch.float32).cpu().numpy()).tobytes(), self.seed)
+        numpy_state, python_state = np.random.get_state(), random.getstate()
+        try:
+            with torch.random.fork_rng(devices=[inputs.device] if inputs.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                np.random.seed(seed % 2**32)
+                random.seed(seed)
+                yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
     # -- entry points ----------------------------------------------------------
     def attribute(self, module: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
         """Class-level map [N, C, H, W] for the target logit(s)."""
@@ -324,7 +359,7 @@ class CaptumMethod(Attribution):
                 target = int(target)
         method = self._build(module, inputs)
         kwargs = self._attribute_kwargs(inputs)
-        with warnings.catch_warnings(), torch.enable_grad():
+        with warnings.catch_warnings(), torch.enable_grad(), self._seeded_draws(inputs):
             warnings.simplefilter("ignore")
             try:
                 result = method.attribute(inputs, target=target, **kwargs)
@@ -358,7 +393,7 @@ class CaptumMethod(Attribution):
             def selector(out: torch.Tensor, _u: int = unit) -> torch.Tensor:
                 return out[:, _u].flatten(1).max(dim=1).values
 
-            with warnings.catch_warnings(), torch.enable_grad():
+            with warnings.catch_warnings(), torch.enable_grad(), self._seeded_draws(inputs):
                 warnings.simplefilter("ignore")
                 maps.append(method.attribute(inputs, neuron_selector=selector, **kwargs).detach())
         if not maps:

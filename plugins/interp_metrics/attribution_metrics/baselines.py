@@ -13,7 +13,6 @@ Both ignore ``module`` and ``target``; they are unsigned.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from interpret_core import Attribution, UsageError
@@ -70,9 +69,9 @@ class RandomMap(Attribution):
         """A 63-bit seed from the image's float32 bytes and ``seed``."""
         import numpy as np
 
-        data = np.ascontiguousarray(image.detach().cpu().numpy().astype(np.float32)).tobytes()
-        digest = hashlib.sha256(self.seed.to_bytes(8, "little", signed=True) + data).digest()
-        return int.from_bytes(digest[:8], "little") >> 1
+        from interpret_core.util.fingerprint import content_seed
+
+        return content_seed(np.ascontiguousarray(image.detach().cpu().numpy().astype(np.float32)).tobytes(), self.seed)
 
     def attribute(self, module, inputs, target):
         import torch

@@ -54,17 +54,13 @@ def row_generators(rows: torch.Tensor, seed: int = 0) -> list[torch.Generator]:
     So a row (a map, an image) gets the same draws whatever batch or position
     it is in, and different rows get independent draws.
     """
-    import hashlib
-
     import numpy as np
 
+    from interpret_core.util.fingerprint import content_seed
+
     flat = rows.detach().reshape(rows.shape[0], -1).to(torch.float64).cpu()
-    prefix = int(seed).to_bytes(8, "little", signed=True)
-    generators = []
-    for i in range(flat.shape[0]):
-        digest = hashlib.sha256(prefix + np.ascontiguousarray(flat[i].numpy()).tobytes()).digest()
-        generators.append(torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1))
-    return generators
+    return [torch.Generator().manual_seed(content_seed(np.ascontiguousarray(flat[i].numpy()).tobytes(), seed))
+            for i in range(flat.shape[0])]
 
 
 def tie_keys(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
