@@ -97,6 +97,28 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _malloc_bytes() -> dict[str, int] | None:
+    """glibc's heap accounting (``mallinfo2``): bytes malloc'd and still live, and bytes freed but kept by the allocator.
+
+    ``live`` = in-use heap chunks + mmapped chunks (numpy and torch CPU
+    buffers both come from malloc); ``retained`` = free chunks the heap keeps
+    resident for reuse. None where glibc >= 2.33 is not the C library.
+    """
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return {"live": int(info.uordblks + info.hblkhd), "retained": int(info.fordblks), "heap": int(info.arena)}
+
+
 class _Pool:
     """``images`` faces served from a few pre-rendered ones (face ``i`` = ``pool[i % len(pool)]``), read by the scan in batches."""
 
@@ -126,6 +148,7 @@ def memory_child(images: int, source: str = "stream") -> dict:
         data = _Pool(data.arrays(np.arange(min(256, images)))[0], images)
     scan_units(model, data, model.layers, batch_size=64, top_k=9, indices=np.arange(min(64, images)))  # warm-up
     before = _rss_bytes()
+    heap_before = _malloc_bytes()
     peak = [before]
     running = [True]
 
@@ -143,6 +166,7 @@ def memory_child(images: int, source: str = "stream") -> dict:
         running[0] = False
         thread.join()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    heap_after = _malloc_bytes()  # the scan's transient buffers are freed by now; its arrays are live
     kept = sum(scan.maxima[layer].nbytes + scan.argmax[layer].nbytes for layer in scan.layers)
     return {
         "images": images,
@@ -151,6 +175,9 @@ def memory_child(images: int, source: str = "stream") -> dict:
         "kept_bytes": int(kept),
         "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "growth_bytes": max(peak[0], _rss_bytes()) - before,
+        # After the scan: malloc'd bytes still live and freed bytes the heap keeps, each over the level before it.
+        "live_growth_bytes": None if heap_before is None else heap_after["live"] - heap_before["live"],
+        "retained_growth_bytes": None if heap_before is None else heap_after["retained"] - heap_before["retained"],
         "wall_s": wall,
         "cpu_s": cpu,
         "size": size,
@@ -166,6 +193,13 @@ def _memory_point(images: int, source: str) -> dict:
         capture_output=True, text=True, check=True, env=dict(os.environ, INTERP_NO_PROGRESS="1"),
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _heap_note(point: dict) -> str:
+    if point.get("live_growth_bytes") is None:
+        return ""
+    return (f"after the scan, malloc'd bytes still live +{point['live_growth_bytes'] / 2**20:.1f} MB and freed bytes the "
+            f"heap keeps resident {point['retained_growth_bytes'] / 2**20:+.1f} MB (glibc mallinfo2); ")
 
 
 def memory_rows(sizes, source: str = "stream") -> list[dict]:
@@ -184,7 +218,7 @@ def memory_rows(sizes, source: str = "stream") -> list[dict]:
             "peak_mb": round(point["peak_bytes"] / 2**20, 1),
             "notes": f"peak_mb = ru_maxrss of a fresh process; RSS growth during the scan "
                      f"{point['growth_bytes'] / 2**20:.1f} MB; scan arrays {point['kept_bytes'] / 2**20:.1f} MB; "
-                     f"CPU {point['cpu_s']:.1f} s; {faces}; 1 torch thread; "
+                     f"{_heap_note(point)}CPU {point['cpu_s']:.1f} s; {faces}; 1 torch thread; "
                      f"load {point['load']}",
         })
     counts = np.array([p["images"] for p in points], dtype=np.float64)
@@ -193,6 +227,11 @@ def memory_rows(sizes, source: str = "stream") -> list[dict]:
     slope = float(np.polyfit(counts, growth, 1)[0]) / units if len(points) > 1 else float("nan")
     peak_slope = float(np.polyfit(counts, peaks, 1)[0]) / units if len(points) > 1 else float("nan")
     maps = points[0]["map_bytes_per_image"] / units
+    live = [p.get("live_growth_bytes") for p in points]
+    live_note = ""
+    if len(points) > 1 and all(v is not None for v in live):
+        live_slope = float(np.polyfit(counts, np.array(live, dtype=np.float64), 1)[0]) / units
+        live_note = f"; from the malloc'd bytes still live after the scan (glibc mallinfo2): {live_slope:.2f}"
     rows.append({
         "area": "scale",
         "case": f"scan memory slope, {source}, N={', '.join(f'{int(n):,}' for n in counts)}",
@@ -202,7 +241,7 @@ def memory_rows(sizes, source: str = "stream") -> list[dict]:
         "ratio": round(slope / DOCUMENTED_BYTES, 3),
         "peak_mb": None,
         "notes": f"fitted {slope:.2f} bytes per (image, unit) (least squares of the scan's RSS growth on N, / {units} "
-                 f"units; from ru_maxrss instead: {peak_slope:.2f}); ratio = fitted / {DOCUMENTED_BYTES}; "
+                 f"units; from ru_maxrss instead: {peak_slope:.2f}{live_note}); ratio = fitted / {DOCUMENTED_BYTES}; "
                  f"keeping the activation maps would cost {maps:,.0f}; {faces}",
     })
     return rows
@@ -283,8 +322,93 @@ def projection_rows(images: int, repeats: int, rules=("deconv", "guided-backprop
     return rows
 
 
-def run(quick: bool = False, only: tuple[str, ...] = ("memory", "scan", "projections"), sizes=None,
-        source: str = "stream") -> list[dict]:
+#: Pairs per image of the deep-layer pair rows: what the au-distance localiser asked for on 200 faces
+#: (layer3: 332 pairs on 126 images, layer4: 692 on 136).
+PAIRS_PER_IMAGE = {"layer3": 3, "layer4": 5}
+
+
+def pair_rows(images: int, repeats: int) -> list[dict]:
+    """Deep-layer (image, unit) pair projections: each image forwarded once vs once per pair (the path before)."""
+    import torch
+
+    from interpret_core import get_attribution
+
+    model, pixels, threads = _resnet_and_images(images)
+    net, x = model.module, model.to_input(pixels)
+    method = get_attribution("deconv")
+    rows = []
+    for layer, per_image in PAIRS_PER_IMAGE.items():
+        image_of = [i for i in range(images) for _ in range(per_image)]
+        unit_of = [(37 * p + 11) % 256 for p in range(len(image_of))]  # spread over the layer, distinct per image
+        results: dict[str, torch.Tensor] = {}
+
+        def grouped(layer=layer, image_of=image_of, unit_of=unit_of):
+            results["ours"] = method.attribute_unit_pairs(net, x, layer, image_of, unit_of)
+
+        def per_pair(layer=layer, image_of=image_of, unit_of=unit_of):
+            # Each pair its own copy of its image: one forward and one backward per pair, as before.
+            results["baseline"] = method.attribute_unit_pairs(net, x[image_of], layer, range(len(image_of)), unit_of)
+
+        best = _paired({"ours": grouped, "baseline": per_pair}, repeats)
+        torch.testing.assert_close(results["ours"], results["baseline"], atol=1e-5, rtol=1e-4)
+        ours, base = best["ours"], best["baseline"]
+        rows.append({
+            "area": "scale",
+            "case": f"pairs {layer} deconv, fer-resnet18 224x224 ({images} images x {per_image} units)",
+            "ours_s": round(ours["wall"], 3),
+            "baseline": "the same pairs with one forward pass per pair (the path before)",
+            "baseline_s": round(base["wall"], 3),
+            "ratio": round(base["wall"] / ours["wall"], 3),
+            "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "notes": f"ratio = baseline_s / ours_s; CPU: ours {ours['cpu']:.2f} s, before {base['cpu']:.2f} s, "
+                     f"ratio {base['cpu'] / ours['cpu']:.3f}; whole-image path (the receptive field covers the face); "
+                     f"results asserted allclose; torch threads {threads}, best of {repeats}, alternating; "
+                     f"untrained weights; load {_load()}",
+        })
+    return rows
+
+
+def run_rows(images: int) -> list[dict]:
+    """``interp run --model fer-resnet18 --dataset synthfacs-stream`` (deconv, au-distance) on ``images`` faces, in a child process."""
+    import shutil
+    import tempfile
+
+    from bench_au_distance import _plain_forward
+
+    model, pixels, threads = _resnet_and_images(images)
+    forward = _paired({"forward": lambda: _plain_forward(model, pixels, 64)}, 2)["forward"]
+    out = Path(tempfile.mkdtemp(prefix="bench-scale-run-"))
+    command = [sys.executable, "-c", "import sys; from interpret_core.cli import run; sys.exit(run())", "run", "--model", "fer-resnet18", "--dataset", "synthfacs-stream",
+               "--dataset-option", f"images={images}", "--out", str(out / "run"), "--json"]
+    try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, text=True, env=dict(os.environ, INTERP_NO_PROGRESS="1"))
+        wall = time.perf_counter() - wall
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        results = json.loads((out / "run" / "results.json").read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    timings = results["timings"]
+    phases = ", ".join(f"{name[:-2]} {timings[name]:.1f} s" for name in ("scan_s", "metric_s", "figures_s") if name in timings)
+    return [{
+        "area": "scale",
+        "case": f"interp run fer-resnet18 x synthfacs-stream ({images} faces at 224x224, deconv, au-distance)",
+        "ours_s": round(wall, 1),
+        "baseline": "plain forward pass over the same faces (rendered beforehand), batch 64",
+        "baseline_s": round(forward["wall"], 3),
+        "ratio": round(wall / forward["wall"], 1),
+        "peak_mb": round(after.ru_maxrss / 1024, 1),
+        "notes": f"ratio = ours_s / baseline_s (the whole command: rendering, scan, metric, figures); CPU: run "
+                 f"{cpu:.1f} s, forward {forward['cpu']:.2f} s; phases (wall): {phases}; "
+                 f"verdicts {results['summary'].get('verdicts')}; peak_mb = the command's ru_maxrss; "
+                 f"torch threads {threads}; one run; untrained weights; load {_load()}",
+    }]
+
+
+def run(quick: bool = False, only: tuple[str, ...] = ("memory", "scan", "projections", "pairs", "run"), sizes=None,
+        source: str = "stream", run_images: int = 200) -> list[dict]:
     """Benchmark rows (see the module docstring)."""
     rows: list[dict] = []
     if "memory" in only:
@@ -294,6 +418,10 @@ def run(quick: bool = False, only: tuple[str, ...] = ("memory", "scan", "project
     if "projections" in only:
         rows += projection_rows(images=2 if quick else 4, repeats=1 if quick else 2,
                                 rules=("deconv",) if quick else ("deconv", "guided-backprop"))
+    if "pairs" in only:
+        rows += pair_rows(images=2 if quick else 4, repeats=1 if quick else 2)
+    if "run" in only:
+        rows += run_rows(images=run_images)
     return rows
 
 
@@ -323,7 +451,9 @@ def record(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
-    parser.add_argument("--only", default="memory,scan,projections", help="comma-separated: memory, scan, projections")
+    parser.add_argument("--only", default="memory,scan,projections,pairs,run",
+                        help="comma-separated: memory, scan, projections, pairs, run")
+    parser.add_argument("--run-images", type=int, default=200, help="faces of the `interp run` row (default 200)")
     parser.add_argument("--images", type=int, nargs="+", help="the N of the memory rows (default 1000 10000 100000)")
     parser.add_argument("--source", choices=("stream", "pool"), default="stream",
                         help="memory rows: render every face (stream) or repeat 256 rendered ones (pool)")
@@ -334,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(memory_child(args.memory_child, args.source)))
         return 0
     only = tuple(part.strip() for part in args.only.split(","))
-    rows = run(quick=args.quick, only=only, sizes=args.images, source=args.source)
+    rows = run(quick=args.quick, only=only, sizes=args.images, source=args.source, run_images=args.run_images)
     for row in rows:
         print(json.dumps(row), flush=True)
     if args.record:

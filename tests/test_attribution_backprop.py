@@ -322,7 +322,7 @@ def test_preprocessing_before_the_first_conv_keeps_the_crop_path(method, monkeyp
     def no_fallback(*args, **kwargs):
         raise AssertionError("fell back to whole images")
 
-    monkeypatch.setattr(rectifier, "_project_whole", no_fallback)
+    monkeypatch.setattr(rectifier, "_project_whole_images", no_fallback)
     cropped = get_attribution(method, max_batch=5).attribute_units(net, x, "relu2", None)
     torch.testing.assert_close(cropped, whole, atol=1e-6, rtol=1e-5)
     # The gradient through the standardisation reaches every pixel, as Captum's does.
@@ -507,7 +507,7 @@ def test_chosen_pairs_on_whole_images_and_non_local_nets(method, monkeypatch):
     torch.manual_seed(7)
     x = torch.rand(3, 1, 40, 40)
     images, units = [2, 0, 2, 1], [1, 3, 0, 1]
-    net = GlobalNormNet().eval()  # crops cannot reproduce it: falls back to one whole image per pair
+    net = GlobalNormNet().eval()  # crops cannot reproduce it: falls back to whole images
     alone = _one_at_a_time(method, net, x, "relu2", images, units, crop=False)
     for options in ({}, {"crop": False}, {"max_batch": 1}):
         pairs = get_attribution(method, **options).attribute_unit_pairs(net, x, "relu2", images, units)
@@ -520,7 +520,7 @@ def test_chosen_pairs_on_whole_images_and_non_local_nets(method, monkeypatch):
     def no_fallback(*args, **kwargs):
         raise AssertionError("fell back to whole images")
 
-    monkeypatch.setattr(rectifier, "_project_pair_images", no_fallback)
+    monkeypatch.setattr(rectifier, "_project_whole_images", no_fallback)
     pairs = get_attribution(method).attribute_unit_pairs(net, x, "relu2", images, units, starts)
     torch.testing.assert_close(pairs, alone, atol=1e-6, rtol=1e-5)
 

@@ -81,6 +81,37 @@ def test_attributions_run_on_fer_resnet18_at_224(resnet, faces224, method):
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
 
 
+def test_deep_pairs_on_fer_resnet18_forward_each_image_once_and_equal_one_pair_at_a_time(resnet, faces224):
+    # layer4's receptive field covers the 224x224 face, so its pairs take the whole-image path: the
+    # au-distance localiser asks for several units per image there, and each image must go forward once.
+    x = resnet.to_input(faces224[:2])
+    images, units = [1, 0, 1], [7, 3, 511]
+    with torch.no_grad(), capture_outputs(resnet.module, ["layer4"]) as captured:
+        resnet.module(x)
+    value, flat = captured["layer4"][images, units].flatten(1).max(dim=1)
+    starts = (flat // 7, flat % 7, value)
+    forwarded = []  # batch sizes of the projection passes (the probes before them run without gradients)
+
+    def count(_module, args, _output):
+        if args[0].requires_grad:
+            forwarded.append(args[0].shape[0])
+
+    stem = resnet.module.stem.register_forward_hook(count)
+    try:
+        # max_batch=2: one chunk [image 1, image 0] and two rounds, the second with image 0 idle.
+        pairs = get_attribution("deconv", max_batch=2).attribute_unit_pairs(resnet.module, x, "layer4", images, units, starts)
+    finally:
+        stem.remove()
+    # Both images go forward once, together: one pass per image, not one per pair.
+    assert forwarded == [2]
+    alone = torch.stack([
+        get_attribution("deconv").attribute_units(resnet.module, x[i : i + 1], "layer4", [u])[0, 0]
+        for i, u in zip(images, units)
+    ])
+    assert alone.flatten(1).abs().amax(dim=1).min() > 0
+    torch.testing.assert_close(pairs, alone, atol=1e-6, rtol=1e-5)
+
+
 def test_unit_scan_runs_on_fer_resnet18_and_keeps_12_bytes_per_image_and_unit(resnet):
     data = get_dataset("synthfacs-stream", images=3, size=224)
     scan = scan_units(resnet, data, resnet.layers, batch_size=2, top_k=2)

@@ -348,16 +348,6 @@ class Projection:
 
 
 @dataclasses.dataclass(frozen=True)
-class UnitPeaks:
-    """Where each (image, unit) projection starts: the unit's argmax and the signal seeded there."""
-
-    units: torch.Tensor  # long [U], channel indices of the layer
-    rows: torch.Tensor  # long [N, U], argmax row in the layer's output grid
-    cols: torch.Tensor  # long [N, U], argmax column
-    weights: torch.Tensor  # [N, U], what is backpropagated from the argmax (1 or the activation)
-
-
-@dataclasses.dataclass(frozen=True)
 class PairPeaks:
     """(image, unit) pairs to project and where each starts; all long/float [P]."""
 
@@ -426,7 +416,6 @@ def project_units(
     rows, cols = torch.div(flat, map_w, rounding_mode="floor"), flat % map_w
     weights = peak if scale == "activation" else torch.ones_like(peak)
     job = Projection(module, layer, rule, max_batch, max_memory_mb)
-    peaks = UnitPeaks(unit_index, rows, cols, weights)
 
     plan = plan_units(module, layer, (channels, height, width), crop)
     # (image, unit) pairs, image-major: pair p = image * U + unit position.
@@ -438,9 +427,10 @@ def project_units(
         value=peak.reshape(-1),
         weight=weights.reshape(-1),
     )
-    if plan.whole or not _project_crops(job, x, pairs, plan, result.view(n * u_count, channels, height, width)):
+    flat_result = result.view(n * u_count, channels, height, width)
+    if plan.whole or not _project_crops(job, x, pairs, plan, flat_result):
         result.zero_()
-        _project_whole(job, x, peaks, result)
+        _project_whole_images(job, x, pairs, flat_result)
     return result
 
 
@@ -504,7 +494,7 @@ def project_unit_pairs(
     plan = plan_units(module, layer, (channels, height, width), crop)
     if plan.whole or not _project_crops(job, x, pairs, plan, result):
         result.zero_()
-        _project_pair_images(job, x, pairs, result)
+        _project_whole_images(job, x, pairs, result)
     return result
 
 
@@ -642,47 +632,39 @@ def _replace_input(entry: nn.Module, replacement: torch.Tensor) -> Iterator[None
         yield
 
 
-def _project_whole(job: Projection, x: torch.Tensor, peaks: UnitPeaks, result: torch.Tensor) -> None:
-    """Whole images: one forward pass per image chunk, one backward per unit (graph retained).
+def _project_whole_images(job: Projection, x: torch.Tensor, pairs: PairPeaks, result: torch.Tensor) -> None:
+    """Whole images: one forward pass per image, one backward per pair (graph retained); fills ``result`` [P, C, H, W].
 
-    Fills ``result`` [N, U, C, H, W] in place.
-    """
-    n = x.shape[0]
-    per_image = _activation_bytes(job.module, x[:1], job.layer)
-    image_chunk = job.max_batch or max(1, int(job.max_memory_mb * 2**20 // max(per_image * 3, 1)))
-    unit_count = peaks.units.numel()
-    for begin in range(0, n, image_chunk):
-        part = slice(begin, begin + image_chunk)
-        xs = x[part].detach().clone().requires_grad_(True)
-        b = xs.shape[0]
-        with torch.enable_grad(), rectifier_rules(job.module, job.rule):
-            out = forward_to(job.module, xs, job.layer)
-            arange = torch.arange(b, device=x.device)
-            for k in range(unit_count):
-                picked = out[arange, peaks.units[k], peaks.rows[part, k], peaks.cols[part, k]]
-                (grad,) = torch.autograd.grad(
-                    picked, xs, grad_outputs=peaks.weights[part, k].to(picked.dtype), retain_graph=k + 1 < unit_count
-                )
-                result[part, k] = grad
-
-
-def _project_pair_images(job: Projection, x: torch.Tensor, pairs: PairPeaks, result: torch.Tensor) -> None:
-    """Whole images, one copy per pair: a forward and one backward per chunk of pairs.
-
-    Fills ``result`` [P, C, H, W] in place. Each batch element is its own
-    computation (the model is in eval mode), so pair p is the projection of
-    its unit on its image alone.
+    The pairs of an image share its forward pass: a chunk of images goes
+    forward once, then round j backpropagates every chunk image's j-th pair
+    in one backward pass. Each batch element is its own computation (the
+    model is in eval mode), so an image without a j-th pair only carries a
+    zero signal, and pair p is the projection of its unit on its image
+    alone. Images with the most pairs come first, so a chunk's rounds are
+    nearly full. On a deep layer whose receptive field covers the image (no
+    crop to gain from), this is a forward pass per image rather than per
+    pair: the backward passes are what is left.
     """
     per_image = _activation_bytes(job.module, x[:1], job.layer)
     chunk = job.max_batch or max(1, int(job.max_memory_mb * 2**20 // max(per_image * 3, 1)))
-    for begin in range(0, pairs.image.numel(), chunk):
-        part = slice(begin, begin + chunk)
-        xs = x[pairs.image[part]].detach().clone().requires_grad_(True)
+    members: dict[int, list[int]] = {}  # image -> its pairs, in pair order
+    for p, image in enumerate(pairs.image.tolist()):
+        members.setdefault(image, []).append(p)
+    order = sorted(members, key=lambda image: (-len(members[image]), image))
+    for begin in range(0, len(order), chunk):
+        images = order[begin : begin + chunk]
+        xs = x[images].detach().clone().requires_grad_(True)
+        rounds = len(members[images[0]])
         with torch.enable_grad(), rectifier_rules(job.module, job.rule):
             out = forward_to(job.module, xs, job.layer)
-            picked = out[torch.arange(xs.shape[0], device=x.device), pairs.unit[part], pairs.row[part], pairs.col[part]]
-            (grad,) = torch.autograd.grad(picked, xs, grad_outputs=pairs.weight[part].to(picked.dtype))
-        result[part] = grad
+            for j in range(rounds):
+                active = sum(1 for image in images if len(members[image]) > j)  # a prefix: counts descend
+                pair = torch.tensor([members[image][j] for image in images[:active]], dtype=torch.long, device=x.device)
+                picked = out[torch.arange(active, device=x.device), pairs.unit[pair], pairs.row[pair], pairs.col[pair]]
+                (grad,) = torch.autograd.grad(
+                    picked, xs, grad_outputs=pairs.weight[pair].to(picked.dtype), retain_graph=j + 1 < rounds
+                )
+                result[pair] = grad[:active]
 
 
 def _activation_bytes(module: nn.Module, x: torch.Tensor, layer: str) -> int:
