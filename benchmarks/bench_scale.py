@@ -33,6 +33,22 @@ the fly, nothing on disk):
   results asserted allclose; ``ratio = baseline_s / ours_s`` (higher = we
   are faster).
 
+* ``pairs <layer> deconv, fer-resnet18 224x224``: the (image, unit) pairs
+  the au-distance localiser asks for on the deep layers (several units per
+  image; layer3's and layer4's receptive fields cover the face, so no crop),
+  through ``attribute_unit_pairs`` (each image forwarded once, its pairs
+  backpropagated in rounds) against the same pairs with every pair its own
+  image copy (one forward pass per pair, the path before); results asserted
+  allclose; ``ratio = baseline_s / ours_s``.
+* ``interp run fer-resnet18 x synthfacs-stream``: the whole default command
+  (deconv, au-distance) on ``--run-images`` faces (default 200) at 224x224 in
+  a child process: wall and CPU time (``RUSAGE_CHILDREN``), the run's own
+  phases (scan, metric, figures), against a plain forward pass over the same
+  faces rendered beforehand; ``ratio = ours_s / baseline_s``.
+* The memory rows also give glibc's heap accounting after the scan
+  (``mallinfo2``): malloc'd bytes still live (the scan's arrays) and freed
+  bytes the heap keeps resident for reuse, which RSS counts too.
+
 Timings: ours and the baseline alternate, best of ``repeats`` by wall clock;
 ``notes`` also give the best CPU time (``time.process_time``, much less
 sensitive to other processes on a shared machine) and the 1-minute load
@@ -41,10 +57,12 @@ average when the row was measured.
 Run: ``python benchmarks/bench_scale.py`` (N = 10^3, 10^4, 10^5 streamed:
 about 25 minutes of one core for the memory rows, nearly all of it rendering
 111,000 faces at ~12.5 ms of CPU each, then ~5 minutes for the ResNet-18
-rows; ``--source pool`` for the memory rows in ~3 minutes;
-``--images 1000 10000 30000`` for a shorter curve), ``--only memory|scan|projections``,
-``--quick`` (N = 200, 400, 800; few images), ``--record`` (replace this
-module's rows in docs/performance.md).
+rows and a few minutes for the pair and run rows; ``--source pool`` for the
+memory rows in ~3 minutes; ``--images 1000 10000 30000`` for a shorter
+curve), ``--only memory,scan,projections,pairs,run`` (any of them),
+``--threads K`` (torch threads of the ResNet rows and the run), ``--quick``
+(N = 200, 400, 800; few images), ``--record`` (replace this module's rows in
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -454,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="memory,scan,projections,pairs,run",
                         help="comma-separated: memory, scan, projections, pairs, run")
     parser.add_argument("--run-images", type=int, default=200, help="faces of the `interp run` row (default 200)")
+    parser.add_argument("--threads", type=int, help="torch threads of the ResNet rows and the run (default: torch's)")
     parser.add_argument("--images", type=int, nargs="+", help="the N of the memory rows (default 1000 10000 100000)")
     parser.add_argument("--source", choices=("stream", "pool"), default="stream",
                         help="memory rows: render every face (stream) or repeat 256 rendered ones (pool)")
@@ -463,6 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child is not None:
         print(json.dumps(memory_child(args.memory_child, args.source)))
         return 0
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the `interp run` child
     only = tuple(part.strip() for part in args.only.split(","))
     rows = run(quick=args.quick, only=only, sizes=args.images, source=args.source, run_images=args.run_images)
     for row in rows:
