@@ -27,7 +27,8 @@ class _RectifierMethod(Attribution):
 
     Options:
         max_batch: (image, unit) pairs per forward/backward pass of a unit
-            projection (default: sized from ``max_memory_mb``).
+            projection on receptive-field crops, images per forward pass on
+            whole images (default: sized from ``max_memory_mb``).
         max_memory_mb: memory budget for one such pass (default 256).
         crop: crop each projection's input to its receptive field (default
             True; the numbers are the same, early layers get much cheaper).
