@@ -225,3 +225,30 @@ def test_subject_bootstrap_auc_without_in_group_weight_is_nan():
     assert np.isnan(stats.subject_bootstrap_auc(values, group, owner, counts, block_of, subsets)).all()
     none = stats.subject_bootstrap_auc(values, np.zeros_like(group), owner, counts, block_of, subsets)
     assert np.isnan(none).all()
+
+
+def test_ranks_within_strata_equal_rank_columns_of_each_stratum_exactly():
+    values, _ = _data(seed=7, n=80)
+    rng = np.random.default_rng(7)
+    strata = rng.integers(0, 9, size=len(values))
+    strata[:3] = 20  # a small stratum; labels need not be consecutive
+    strata[3] = 30  # and a singleton
+    labels, stratum_of = np.unique(strata, return_inverse=True)
+    ranks, tie_term = stats._ranks_within(values, stratum_of, len(labels))
+    for index in range(len(labels)):
+        members = stratum_of == index
+        expected_ranks, expected_ties = stats.rank_columns(values[members])
+        np.testing.assert_array_equal(ranks[members], expected_ranks)
+        np.testing.assert_array_equal(tie_term[index], expected_ties)
+
+
+def test_stratified_test_with_nan_values_ranks_each_stratum_apart():
+    values, groups = _data(seed=8)
+    strata = np.arange(len(values)) % 3
+    with_nan = values.copy()
+    with_nan[5, 4] = np.nan
+    result = stats.stratified_rank_test(with_nan, groups, strata)
+    clean = stats.stratified_rank_test(values, groups, strata)
+    untouched = [u for u in range(values.shape[1]) if u != 4]
+    np.testing.assert_array_equal(result.z[:, untouched], clean.z[:, untouched])
+    assert np.isfinite(result.z).all()

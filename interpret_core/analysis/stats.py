@@ -287,8 +287,12 @@ def stratified_rank_test(values: np.ndarray, groups: np.ndarray, strata: np.ndar
     weighted_u = np.zeros((concepts, units))
     weight_sum = np.zeros((concepts, 1))
     used = np.zeros(concepts, dtype=np.int64)
-    for label in np.unique(strata):
-        members = strata == label
+    labels, stratum_of = np.unique(strata, return_inverse=True)
+    stratum_of = stratum_of.reshape(-1)
+    # Every stratum ranked in one sort (NaNs: per stratum, as rank_columns orders them).
+    within = None if np.isnan(values).any() else _ranks_within(values, stratum_of, len(labels))
+    for index in range(len(labels)):
+        members = stratum_of == index
         n = int(members.sum())
         if n < 2:
             continue
@@ -298,7 +302,7 @@ def stratified_rank_test(values: np.ndarray, groups: np.ndarray, strata: np.ndar
         both = (n1 > 0) & (n0 > 0)
         if not both.any():
             continue
-        ranks, tie_term = rank_columns(values[members])
+        ranks, tie_term = rank_columns(values[members]) if within is None else (within[0][members], within[1][index])
         u = inner.astype(np.float64) @ ranks - (n1 * (n1 + 1) / 2.0)[:, None]
         weight = 1.0 / (n + 1)
         pairs = (n1 * n0).astype(np.float64)[:, None]
@@ -315,6 +319,34 @@ def stratified_rank_test(values: np.ndarray, groups: np.ndarray, strata: np.ndar
     z[none] = np.nan
     p[none] = np.nan
     return StratifiedTest(auc=auc, delta=cliffs_delta(auc), z=z, p=p, strata_used=used)
+
+
+def _ranks_within(values: np.ndarray, stratum_of: np.ndarray, strata: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_columns` within each stratum, from one sort: (ranks [N, U], tie terms [strata, U]).
+
+    ``stratum_of`` int [N] in ``0..strata-1``. Row i's rank equals that of
+    ``rank_columns(values[stratum_of == s])`` (s its stratum), exactly: both
+    are integer positions halved. Values must not be NaN (rank_columns orders
+    NaNs by its own sort).
+    """
+    count, units = values.shape
+    order = np.lexsort((values, np.broadcast_to(stratum_of[:, None], (count, units))), axis=0)  # by stratum, then value
+    ordered = np.take_along_axis(values, order, axis=0)
+    ordered_stratum = stratum_of[order]
+    starts = np.ones((count, units), dtype=bool)  # a tie group starts where the value or the stratum changes
+    starts[1:] = (ordered[1:] != ordered[:-1]) | (ordered_stratum[1:] != ordered_stratum[:-1])
+    ends = np.ones((count, units), dtype=bool)
+    ends[:-1] = starts[1:]
+    position = np.arange(count)[:, None]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=0)
+    last = np.minimum.accumulate(np.where(ends, position, count - 1)[::-1], axis=0)[::-1]
+    offset = np.concatenate([[0], np.cumsum(np.bincount(stratum_of, minlength=strata))])[ordered_stratum]
+    ranks = np.empty((count, units))
+    np.put_along_axis(ranks, order, ((first - offset) + (last - offset)) / 2.0 + 1.0, axis=0)
+    sizes = (last - first + 1).astype(np.float64)
+    tie_term = np.zeros((strata, units))
+    np.add.at(tie_term, (ordered_stratum, np.broadcast_to(np.arange(units), (count, units))), np.where(starts, sizes**3 - sizes, 0.0))
+    return ranks, tie_term
 
 
 def bh_qvalues(p_values: np.ndarray) -> np.ndarray:

@@ -515,6 +515,15 @@ class AUDistance(UnitMetric):
             control_q_by_layer[layer] = {k: v[offset : offset + size].reshape(s.p.shape) for k, v in control_q.items()}
             offset += size
             n_with = presence.sum(axis=1)
+            # Each array converted once (_finite of every entry), not one call per entry.
+            distance, p_value, q_value = _finite_lists(s.distance), _finite_lists(s.p), _finite_lists(q_by_layer[layer])
+            auc, mean_with, mean_without = _finite_lists(s.auc), _finite_lists(s.mean_with), _finite_lists(s.mean_without)
+            if self.controls:
+                within, p_within = _finite_lists(s.controls["delta_within_emotion"]), _finite_lists(s.controls["p_within_emotion"])
+                q_within = _finite_lists(control_q_by_layer[layer]["p_within_emotion"])
+                if partners is not None:  # the partner control exists only then
+                    given, p_given = _finite_lists(s.controls["delta_given_partner"]), _finite_lists(s.controls["p_given_partner"])
+                    q_given = _finite_lists(control_q_by_layer[layer]["p_given_partner"])
             for unit in range(s.p.shape[1]):
                 for a, au in enumerate(au_numbers):
                     row: dict[str, Any] = {
@@ -522,42 +531,39 @@ class AUDistance(UnitMetric):
                         "unit": unit,
                         "au": au,
                         "concept": f"AU{au}",
-                        "score": _finite(s.distance[a, unit]),
-                        "distance": _finite(s.distance[a, unit]),
-                        "p_value": _finite(s.p[a, unit]),
-                        "q_value": _finite(q_by_layer[layer][a, unit]),
-                        "auc": _finite(s.auc[a, unit]),
-                        "mean_with": _finite(s.mean_with[a, unit]),
-                        "mean_without": _finite(s.mean_without[a, unit]),
+                        "score": distance[a][unit],
+                        "distance": distance[a][unit],
+                        "p_value": p_value[a][unit],
+                        "q_value": q_value[a][unit],
+                        "auc": auc[a][unit],
+                        "mean_with": mean_with[a][unit],
+                        "mean_without": mean_without[a][unit],
                         "n_with": int(n_with[a]),
                         "n_without": int(total - n_with[a]),
                     }
                     if self.controls:
-                        row["delta_within_emotion"] = _finite(s.controls["delta_within_emotion"][a, unit])
-                        row["p_within_emotion"] = _finite(s.controls["p_within_emotion"][a, unit])
-                        row["q_within_emotion"] = _finite(control_q_by_layer[layer]["p_within_emotion"][a, unit])
+                        row["delta_within_emotion"] = within[a][unit]
+                        row["p_within_emotion"] = p_within[a][unit]
+                        row["q_within_emotion"] = q_within[a][unit]
                         has_partner = partners is not None and partners[a] >= 0
                         row["partner_au"] = au_numbers[partners[a]] if has_partner else None
-                        row["delta_given_partner"] = _finite(s.controls["delta_given_partner"][a, unit]) if has_partner else None
-                        row["p_given_partner"] = _finite(s.controls["p_given_partner"][a, unit]) if has_partner else None
-                        row["q_given_partner"] = (
-                            _finite(control_q_by_layer[layer]["p_given_partner"][a, unit]) if has_partner else None
-                        )
+                        row["delta_given_partner"] = given[a][unit] if has_partner else None
+                        row["p_given_partner"] = p_given[a][unit] if has_partner else None
+                        row["q_given_partner"] = q_given[a][unit] if has_partner else None
                     scores.append(row)
 
         index = {(r["layer"], r["unit"], r["au"]): r for r in scores}
         mapping: list[dict[str, Any]] = []
         layer_mapping: list[dict[str, Any]] = []
+        all_distance = np.concatenate([per_layer[layer].distance for layer in layers], axis=1)  # [A, all units]
+        layer_of = np.concatenate([np.full(per_layer[layer].distance.shape[1], li) for li, layer in enumerate(layers)])
+        unit_of = np.concatenate([np.arange(per_layer[layer].distance.shape[1]) for layer in layers])
         for a, au in enumerate(au_numbers):
-            candidates = [
-                (per_layer[layer].distance[a, unit], -li, -unit, layer, unit)
-                for li, layer in enumerate(layers)
-                for unit in range(per_layer[layer].distance.shape[1])
-                if not np.isnan(per_layer[layer].distance[a, unit])
-            ]
+            defined = np.flatnonzero(~np.isnan(all_distance[a]))
             # Largest distance first; ties go to the shallower layer, then the lower unit.
-            candidates.sort(reverse=True)
-            for rank, (_, _, _, layer, unit) in enumerate(candidates[: self.units_per_au]):
+            ranked = defined[np.lexsort((unit_of[defined], layer_of[defined], -all_distance[a, defined]))]
+            for rank, column in enumerate(ranked[: self.units_per_au].tolist()):
+                layer, unit = layers[int(layer_of[column])], int(unit_of[column])
                 mapping.append(self._mapping_row(index[(layer, unit, au)], rank, partner_phi, a))
             for layer in layers:
                 row_distance = per_layer[layer].distance[a]
@@ -676,6 +682,7 @@ class AUDistance(UnitMetric):
         partners, partner_phi = table["partners"], table["partner_phi"]
         selected_on = (f"the other {held['folds'] - 1} of {held['folds']} subject-disjoint folds (seed {self.seed}); "
                        f"evidence on each observation's own held-out fold")
+        score_of = {(r["layer"], r["unit"], r["au"]): r for r in table["scores"]}
         mapping: list[dict[str, Any]] = []
         for a, au in enumerate(au_numbers):
             h = held["rows"][au]
@@ -685,7 +692,7 @@ class AUDistance(UnitMetric):
                 "distance": h["delta"], "delta": h["delta"], "p_value": h["p_value"], "q_value": h["q_value"],
                 "n_with": summary_of[au]["n_with"], "n_without": summary_of[au]["n_without"],
                 "subjects_with": summary_of[au]["subjects_with"], "subjects_without": summary_of[au]["subjects_without"],
-                "in_sample_distance": next((r["distance"] for r in table["scores"] if (r["layer"], r["unit"], r["au"]) == (h["layer"], h["unit"], au)), None),
+                "in_sample_distance": score_of[(h["layer"], h["unit"], au)]["distance"] if (h["layer"], h["unit"], au) in score_of else None,
             }
             row["significant"] = bool(row["q_value"] is not None and row["q_value"] < self.alpha
                                       and row["delta"] is not None and row["delta"] > 0)
@@ -910,6 +917,12 @@ def _signed_rank_greater(diff: np.ndarray) -> float | None:
     if diff.size == 0:
         return 1.0
     return float(scipy.stats.wilcoxon(diff, alternative="greater").pvalue)
+
+
+def _finite_lists(array: np.ndarray) -> list[list[float | None]]:
+    """:func:`_finite` of every entry of a 2-D array, as nested lists."""
+    array = np.asarray(array, dtype=np.float64)
+    return np.where(np.isfinite(array), array, None).tolist()
 
 
 def _finite(value: Any) -> float | None:
