@@ -340,6 +340,7 @@ def heldout_mapping(
         localiser.locate_all(needs, _mask_shape(mask_cache), report)
 
     # Pass 2: hits, chance and the shuffled-mask null per AU and pool unit.
+    dilated_cache: dict[tuple[int, int, int], np.ndarray] = {}
     for a, (pool, sample, located_frames) in plans.items():
         au = au_numbers[a]
         hits = np.full((len(pool), sample.size), np.nan)
@@ -356,7 +357,13 @@ def heldout_mapping(
             shape = masks[have[0]].shape
             if layer not in tolerance_cache:
                 tolerance_cache[layer] = _tolerance(model, layer, input_size, shape[0], plan.tolerance)
-            dilated = _dilate(np.stack([masks[i] for i in have]), tolerance_cache[layer])
+            tolerance = tolerance_cache[layer]
+            # Pool units of an AU mostly peak on the same frames: each (frame, AU, tolerance) is dilated once.
+            fresh = sorted({frames[i] for i in have if (frames[i], au, tolerance) not in dilated_cache})
+            if fresh:
+                grown = _dilate(np.stack([mask(fr, au) for fr in fresh]), tolerance)
+                dilated_cache.update(((fr, au, tolerance), m) for fr, m in zip(fresh, grown))
+            dilated = np.stack([dilated_cache[(frames[i], au, tolerance)] for i in have])
             peaks = localiser.peaks(layer, unit, [frames[i] for i in have], shape)
             ys = np.asarray([peaks[frames[i]][0] for i in have])
             xs = np.asarray([peaks[frames[i]][1] for i in have])
