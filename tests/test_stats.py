@@ -252,3 +252,50 @@ def test_stratified_test_with_nan_values_ranks_each_stratum_apart():
     untouched = [u for u in range(values.shape[1]) if u != 4]
     np.testing.assert_array_equal(result.z[:, untouched], clean.z[:, untouched])
     assert np.isfinite(result.z).all()
+
+
+def _stratified_one_stratum_at_a_time(values, groups, strata):
+    """The stratum-by-stratum loop stratified_rank_test replaced (kept here as the reference it must equal)."""
+    concepts, units = groups.shape[0], values.shape[1]
+    statistic, variance = np.zeros((concepts, units)), np.zeros((concepts, units))
+    weighted_u, weight_sum = np.zeros((concepts, units)), np.zeros((concepts, 1))
+    used = np.zeros(concepts, dtype=np.int64)
+    for label in np.unique(strata):
+        members = strata == label
+        n = int(members.sum())
+        inner = groups[:, members]
+        n1 = inner.sum(axis=1).astype(np.int64)
+        n0 = n - n1
+        both = (n1 > 0) & (n0 > 0)
+        if n < 2 or not both.any():
+            continue
+        ranks, tie_term = stats.rank_columns(values[members])
+        u = inner.astype(np.float64) @ ranks - (n1 * (n1 + 1) / 2.0)[:, None]
+        weight = 1.0 / (n + 1)
+        pairs = (n1 * n0).astype(np.float64)[:, None]
+        statistic += np.where(both[:, None], weight * (u - pairs / 2.0), 0.0)
+        variance += np.where(both[:, None], weight**2 * stats._u_variance(n1, n0, tie_term), 0.0)
+        weighted_u += np.where(both[:, None], weight * u, 0.0)
+        weight_sum += np.where(both[:, None], weight * pairs, 0.0)
+        used += both
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = np.where(weight_sum > 0, weighted_u / weight_sum, np.nan)
+        z = np.where(variance > 0, statistic / np.sqrt(variance), 0.0)
+    z[used == 0] = np.nan
+    return auc, z, used
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stratified_test_over_all_strata_at_once_equals_the_stratum_loop_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(5, 150))
+    values = rng.normal(size=(count, 4)) if seed % 2 else rng.integers(0, 4, size=(count, 4)).astype(float)
+    if seed == 3:
+        values[2, 1] = np.nan
+    groups = rng.random((3, count)) < rng.uniform(0.1, 0.9)
+    strata = rng.integers(0, int(rng.integers(1, 12)), size=count) * 3 - 5  # singletons and one-group strata too
+    result = stats.stratified_rank_test(values, groups, strata)
+    auc, z, used = _stratified_one_stratum_at_a_time(values, groups, strata)
+    np.testing.assert_array_equal(result.auc, auc)
+    np.testing.assert_array_equal(result.z, z)
+    np.testing.assert_array_equal(result.strata_used, used)

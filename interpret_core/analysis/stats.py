@@ -282,35 +282,41 @@ def stratified_rank_test(values: np.ndarray, groups: np.ndarray, strata: np.ndar
     if strata.shape != (values.shape[0],):
         raise ValueError(f"strata must be [N={values.shape[0]}], got {strata.shape}")
     concepts, units = groups.shape[0], values.shape[1]
+    labels, stratum_of = np.unique(strata, return_inverse=True)
+    stratum_of = stratum_of.reshape(-1)
+    count = len(labels)
+    if np.isnan(values).any():  # NaNs: each stratum ranked apart, as rank_columns orders them
+        ranks = np.zeros(values.shape)
+        tie_term = np.zeros((count, units))
+        for index in range(count):
+            members = stratum_of == index
+            ranks[members], tie_term[index] = rank_columns(values[members])
+    else:  # every stratum ranked in one sort
+        ranks, tie_term = _ranks_within(values, stratum_of, count)
+    # All strata at once, [S, A, U]; every rank sum is of halves (exact), every other step elementwise.
+    member = stratum_of[None, :] == np.arange(count)[:, None]  # [S, N]
+    inner = groups[None, :, :] & member[:, None, :]  # [S, A, N]
+    n1 = inner.sum(axis=2).astype(np.int64)
+    size = member.sum(axis=1)
+    n0 = size[:, None] - n1
+    both = ((n1 > 0) & (n0 > 0))[:, :, None]  # strata of fewer than 2 never hold both groups
+    u = inner.astype(np.float64) @ ranks - (n1 * (n1 + 1) / 2.0)[:, :, None]
+    weight = [1.0 / (n + 1) for n in size.tolist()]
+    pairs = (n1 * n0).astype(np.float64)[:, :, None]
+    n = (n1 + n0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # _u_variance per stratum
+        correction = np.where(n[:, :, None] > 1, tie_term[:, None, :] / (n * (n - 1))[:, :, None], 0.0)
+    u_variance = (n1 * n0)[:, :, None] / 12.0 * ((n + 1)[:, :, None] - correction)
     statistic = np.zeros((concepts, units))
     variance = np.zeros((concepts, units))
     weighted_u = np.zeros((concepts, units))
     weight_sum = np.zeros((concepts, 1))
-    used = np.zeros(concepts, dtype=np.int64)
-    labels, stratum_of = np.unique(strata, return_inverse=True)
-    stratum_of = stratum_of.reshape(-1)
-    # Every stratum ranked in one sort (NaNs: per stratum, as rank_columns orders them).
-    within = None if np.isnan(values).any() else _ranks_within(values, stratum_of, len(labels))
-    for index in range(len(labels)):
-        members = stratum_of == index
-        n = int(members.sum())
-        if n < 2:
-            continue
-        inner = groups[:, members]
-        n1 = inner.sum(axis=1).astype(np.int64)
-        n0 = n - n1
-        both = (n1 > 0) & (n0 > 0)
-        if not both.any():
-            continue
-        ranks, tie_term = rank_columns(values[members]) if within is None else (within[0][members], within[1][index])
-        u = inner.astype(np.float64) @ ranks - (n1 * (n1 + 1) / 2.0)[:, None]
-        weight = 1.0 / (n + 1)
-        pairs = (n1 * n0).astype(np.float64)[:, None]
-        statistic += np.where(both[:, None], weight * (u - pairs / 2.0), 0.0)
-        variance += np.where(both[:, None], weight**2 * _u_variance(n1, n0, tie_term), 0.0)
-        weighted_u += np.where(both[:, None], weight * u, 0.0)
-        weight_sum += np.where(both[:, None], weight * pairs, 0.0)
-        used += both
+    for index, w in enumerate(weight):  # summed stratum by stratum, in label order
+        statistic += np.where(both[index], w * (u[index] - pairs[index] / 2.0), 0.0)
+        variance += np.where(both[index], w**2 * u_variance[index], 0.0)
+        weighted_u += np.where(both[index], w * u[index], 0.0)
+        weight_sum += np.where(both[index], w * pairs[index], 0.0)
+    used = both[:, :, 0].sum(axis=0).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         auc = np.where(weight_sum > 0, weighted_u / weight_sum, np.nan)
         z = np.where(variance > 0, statistic / np.sqrt(variance), 0.0)
