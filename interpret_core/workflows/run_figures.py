@@ -159,6 +159,13 @@ class _Projections:
         self.model, self.dataset, self.method, self.scan = model, dataset, method, scan
         self.row_of = {int(index): n for n, index in enumerate(scan.indices)}
         self.done: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}  # -> (face shown, map)
+        # A face is read once for all the tiles it appears in: a streaming data set renders it on every read.
+        self.samples: dict[int, Any] = {}
+
+    def _sample(self, index: int) -> Any:
+        if index not in self.samples:
+            self.samples[index] = self.dataset[index]
+        return self.samples[index]
 
     def tiles(self, layer: str, unit: int, au: Any, indices: list[int]) -> list[Any]:
         """Figure tiles for ``indices``: the face the network saw, the unit's projection, the AU region, the activation."""
@@ -169,7 +176,7 @@ class _Projections:
 
         missing = [i for i in dict.fromkeys(indices) if (layer, unit, i) not in self.done]
         if missing:
-            images = np.stack([np.asarray(self.dataset[i].image, dtype=np.float32) for i in missing])
+            images = np.stack([np.asarray(self._sample(i).image, dtype=np.float32) for i in missing])
             inputs = self.model.to_input(images)
             with torch.enable_grad():
                 projection = self.method.attribute_units(self.model.module, inputs, layer, [int(unit)])
@@ -179,7 +186,7 @@ class _Projections:
                 self.done[(layer, unit, index)] = (shown[n], maps[n])
         tiles = []
         for index in indices:
-            sample = self.dataset[index]
+            sample = self._sample(index)
             face, values = self.done[(layer, unit, index)]
             masks = sample.localisation_masks() or {}
             mask = masks.get(int(au)) if str(au).isdigit() else None
@@ -334,11 +341,16 @@ def _densities(model, dataset, scan, primary, selected, save) -> dict[str, str]:
             region_cache[au] = (np.mean(masks, axis=0) >= 0.5) if masks else None
         return region_cache[au]
 
+    fields: dict[str, Any] = {}  # per layer: tracing one costs ~0.8 s at 224x224 (fer-resnet18)
     files: dict[str, str] = {}
     for layer, unit in sorted(selected):
-        try:
-            field = receptive_field(model.module, layer, tuple(model.input_size))
-        except CapabilityError:
+        if layer not in fields:
+            try:
+                fields[layer] = receptive_field(model.module, layer, tuple(model.input_size))
+            except CapabilityError:
+                fields[layer] = None
+        field = fields[layer]
+        if field is None:
             continue
         cells = scan.argmax[layer][:, unit]
         centres = np.array([field.centre(int(r), int(c)) for r, c in cells])
