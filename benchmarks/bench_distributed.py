@@ -27,7 +27,10 @@ trained weights' sha256 and the cross-validation metrics).
 Run alone (prints the rows and writes them into docs/performance.md between the
 ``distributed`` markers)::
 
-    python benchmarks/bench_distributed.py [--quick] [--repeats N] [--no-write-doc]
+    python benchmarks/bench_distributed.py [--quick] [--repeats N] [--only bench,train] [--no-write-doc]
+
+``--only`` measures some areas and prints their rows; the doc is rewritten only
+when both are measured (its section holds both rows of one run).
 """
 
 from __future__ import annotations
@@ -42,8 +45,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "docs" / "performance.md"
-START = "<!-- distributed:start -->"
-END = "<!-- distributed:end -->"
 
 METHODS = ["saliency", "guided-backprop", "integrated-gradients", "occlusion"]
 METRICS = ["au-pointing-game", "deletion", "insertion", "sparseness"]
@@ -124,7 +125,10 @@ def _train(address: str, out: Path, quick: bool):
     return sha256_file(result.weights_path), strip(result.metrics)
 
 
-def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
+AREAS = ("bench", "train")
+
+
+def run(quick: bool = False, repeats: int | None = None, only: tuple[str, ...] = AREAS) -> list[dict]:
 
     from distributed import Client
 
@@ -143,6 +147,8 @@ def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
         one_client.run(_warm_up)
         _warm_up()  # and this process's own imports (the attribution library, for the methods' flags)
         for area, work in (("bench", _bench), ("train", _train)):
+            if area not in only:
+                continue
             for label, cluster in (("2", two), ("1", one)):  # first-use costs in each worker (kernels, caches): not timed
                 work(cluster.scheduler_address, Path(scratch) / f"warm-up-{area}-{label}", True)
             times: dict[str, list[tuple[float, float, float]]] = {"2 workers": [], "1 worker": []}
@@ -182,23 +188,25 @@ def run(quick: bool = False, repeats: int | None = None) -> list[dict]:
 def write_doc(rows: list[dict], doc: Path = DOC) -> None:
     """Put the rows, with the machine line, between the ``distributed`` markers of ``doc``."""
     sys.path.insert(0, str(HERE))
-    from run_all import machine, render_table, replace_marked
+    from run_all import rewrite_marked_rows
 
-    from interpret_core.util.io import write_text
-
-    text = doc.read_text(encoding="utf-8")
-    write_text(doc, replace_marked(text, START, END, render_table(rows, machine(), quick=False), doc))
+    rewrite_marked_rows(rows, "distributed", doc)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat; the doc is left alone")
     parser.add_argument("--repeats", type=int, default=None, help="runs of each cluster size (default 2; quick 1)")
+    parser.add_argument("--only", default=",".join(AREAS), help="comma-separated areas to measure (bench, train; default both)")
     parser.add_argument("--no-write-doc", action="store_true", help="print the rows only")
     args = parser.parse_args()
-    found = run(quick=args.quick, repeats=args.repeats)
+    only = tuple(part.strip() for part in args.only.split(",") if part.strip())
+    unknown = sorted(set(only) - set(AREAS))
+    if unknown or not only:
+        parser.error(f"--only: unknown area {', '.join(unknown) or '(none given)'}; choose from {', '.join(AREAS)}")
+    found = run(quick=args.quick, repeats=args.repeats, only=only)
     for row in found:
         print(json.dumps(row))
-    if not args.quick and not args.no_write_doc:
+    if not args.quick and not args.no_write_doc and set(only) == set(AREAS):
         write_doc(found)
         print(f"[bench_distributed] wrote {len(found)} rows into {DOC}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -104,6 +105,30 @@ def test_items_appended_while_the_results_come_back_run_too(where, cluster):
             if len(items) < 6:
                 items.append(-10 * (position + 1))  # new work that depends on a finished result
     assert sorted(results) == list(range(6)) and len(items) == 6
+
+
+def _reads_the_announcement(item: str, announcement) -> object:
+    """A task: "now" answers what it hears at once; "wait" asks until it hears something (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while (heard := announcement.heard()) is None and item == "wait" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return heard
+
+
+@pytest.mark.parametrize("where", ["this process", "local processes", "dask"])
+def test_an_announcement_made_while_tasks_run_reaches_them(where, cluster):
+    # train announces the folds' median best epoch to a final model already training
+    choice = {"this process": ExecutorChoice(), "local processes": ExecutorChoice("local", workers=2), "dask": _dask(cluster)}[where]
+    items, results = ["now", "wait"], {}
+    with open_executor(choice) as executor:
+        announcement = executor.announcement()
+        for position, result in executor.map(_reads_the_announcement, items, shared=(announcement,)):
+            results[items[position]] = result
+            if items[position] == "now":
+                announcement.announce(7)
+        announcement.close()
+        assert announcement.heard() is None  # closed: forgotten
+    assert results == {"now": None, "wait": 7}
 
 
 def test_a_worker_killed_mid_bench_fails_cleanly_and_the_rerun_gives_the_same_table(cluster, local_bench, synthfacs_root, tmp_path, capsys):

@@ -11,15 +11,22 @@ import torch
 from interp_datasets.emotions import EMOTIONS
 from interpret_core import Dataset, Sample, UsageError, get_model
 from interpret_core.cli import main
+from interpret_core.workflows.executors import Announcement
 from interpret_core.workflows.training import (
+    FoldJob,
     TrainConfig,
+    _build_model,
+    _deterministic_torch,
+    _final_task,
+    _fit,
+    _seeds,
     augment_batch,
     class_weights,
     confusion_matrix,
     load_labelled_arrays,
     train,
 )
-from interpret_core.nn.weights import sha256_file
+from interpret_core.nn.weights import sha256_file, state_dict_bytes
 
 
 class FakeFaces(Dataset):
@@ -225,6 +232,54 @@ def test_folds_in_worker_processes_give_identical_results(trained, tmp_path):
     assert _strip_times(result.metrics) == _strip_times(reference.metrics)
     assert sha256_file(tmp_path / "model.safetensors") == sha256_file(reference_out / "model.safetensors")
     assert events.count("fold_start") == events.count("fold_end") == 3 and "epoch_end" in events
+
+
+class _HeardFrom(Announcement):
+    """The folds' decision as a final model in flight hears it: from its ``after``-th question on (None: never)."""
+
+    def __init__(self, value: int, after: int | None):
+        super().__init__()
+        self.value, self.after, self.asked = value, after, 0
+
+    def heard(self):
+        self.asked += 1
+        return None if self.after is None or self.asked <= self.after else self.value
+
+
+def _final_job(epochs: int) -> FoldJob:
+    config = TrainConfig(**{**QUICK, "epochs": epochs, "model": "fer-cnn"})
+    _, images, labels, subjects = load_labelled_arrays(FakeFaces())
+    probe = get_model("fer-cnn")
+    return FoldJob(probe.to_input(images).cpu().numpy(), labels, subjects, list(EMOTIONS), config)
+
+
+def _weights_of_a_run_of(job: FoldJob, epochs: int) -> bytes:
+    """What the final model was before it could start with the folds: a run of exactly ``epochs`` epochs."""
+    with _deterministic_torch(job.config.threads):
+        torch_seed, _ = _seeds(job.config.seed, -1)
+        model = _build_model(job.config, job.class_names, torch_seed)
+        _fit(model, job.tensor(), job.labels, job.config, torch_seed, epochs)
+        return state_dict_bytes(model.module)
+
+
+@pytest.mark.parametrize("decided, heard_after", [(2, 0), (3, 1), (2, 3)],
+                         ids=["known-from-the-start", "heard-before-it-is-reached", "heard-after-it-passed"])
+def test_a_final_model_started_before_the_folds_decided_stops_at_their_epochs_with_the_weights_of_that_many(decided, heard_after):
+    job = _final_job(epochs=4)
+    answer = _final_task(job, _HeardFrom(decided, heard_after))
+    assert set(answer) == {"epochs", "state"} and answer["epochs"] == decided
+    assert answer["state"] == _weights_of_a_run_of(job, decided)
+
+
+def test_a_final_model_that_ran_every_epoch_undecided_returns_each_epochs_weights_equal_to_a_run_of_that_many():
+    # The argument that lets the final model start with the folds: its schedule (the cosine over
+    # config.epochs, one seeded generator for shuffles and augmentation) does not depend on the epochs it
+    # stops at, so the weights after k epochs of a longer run are those of a k-epoch run, byte for byte.
+    job = _final_job(epochs=3)
+    answer = _final_task(job, _HeardFrom(2, None))
+    assert set(answer) == {"states"} and len(answer["states"]) == 3
+    runs = [_weights_of_a_run_of(job, epochs) for epochs in (1, 2, 3)]
+    assert answer["states"] == runs and len(set(runs)) == 3  # and training moved the weights every epoch
 
 
 def test_resume_refuses_results_of_another_recipe(trained, tmp_path):

@@ -13,7 +13,10 @@ of work (bench cells, training folds, unit-scan shards, SynthFACS subjects):
   on a finished result (a bench method's cells on its attributions) starts
   as soon as that result is back, without waiting for the rest;
 - a task may call :func:`emit` to report progress (an epoch finished); the
-  caller's ``on_event`` receives it in the main process.
+  caller's ``on_event`` receives it in the main process;
+- :meth:`Executor.announcement` is the other direction: a value the caller
+  decides while tasks run (the epochs the training folds settle on) and a
+  running task reads, without waiting for it, between steps of its work.
 
 Kinds (``--executor``):
 
@@ -121,6 +124,82 @@ def _call(function: Callable[..., Any], item: Any, shared: Sequence[Any], sink: 
         _task.emit = None
 
 
+class Announcement:
+    """A value the caller announces once while tasks run; a task passed this object reads it.
+
+    In this process it is an attribute; :class:`LocalProcesses` and :class:`DaskExecutor`
+    return their own kinds (a file, a Dask ``Variable``). Picklable, so it travels to a task as
+    one of ``map``'s ``shared`` values. The value must be JSON-serialisable and not None.
+    """
+
+    def __init__(self) -> None:
+        self._value: Any = None
+
+    def announce(self, value: Any) -> None:
+        """Set the value (the caller, once); tasks that ask from now on hear it."""
+        self._value = value
+
+    def heard(self) -> Any:
+        """The value if it has been announced, else None (never waits)."""
+        return self._value
+
+    def close(self) -> None:
+        """Forget it (the caller, when the tasks that read it are done or cancelled)."""
+        self._value = None
+
+
+class _FileAnnouncement(Announcement):
+    """An announcement between processes of one machine: a JSON file, written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def announce(self, value: Any) -> None:
+        from interpret_core.util.io import write_json
+
+        write_json(self.path, {"value": value})
+
+    def heard(self) -> Any:
+        import json
+
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))["value"]
+        except (OSError, ValueError, KeyError):
+            return None  # not announced yet (an atomic write leaves no half-written file)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+class _DaskAnnouncement(Announcement):
+    """An announcement on a Dask cluster: a named ``distributed.Variable`` on the scheduler."""
+
+    def __init__(self, name: str, client: Any = None) -> None:
+        self.name, self._client = name, client
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "_client": None}  # a task reaches the scheduler through its worker's client
+
+    def _variable(self) -> Any:
+        import distributed
+
+        return distributed.Variable(self.name, client=self._client)
+
+    def announce(self, value: Any) -> None:
+        self._variable().set(value)
+
+    def heard(self) -> Any:
+        try:
+            return self._variable().get(timeout=0.01)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._variable().delete()
+
+
 class Executor:
     """Runs independent tasks; see the module docstring. Use through :func:`open_executor`."""
 
@@ -137,6 +216,10 @@ class Executor:
     def share(self, value: Any) -> Any:
         """A handle for ``value`` that tasks receive in place of it, sent to each worker once."""
         return value
+
+    def announcement(self) -> Announcement:
+        """A new :class:`Announcement` that this executor's tasks can read (pass it in ``shared``)."""
+        return Announcement()
 
     def map(
         self,
@@ -199,13 +282,22 @@ class LocalProcesses(Executor):
     in_process = False
 
     def __init__(self, workers: int):
+        import tempfile
+
         self.workers = workers
+        self._scratch = tempfile.TemporaryDirectory(prefix="interp-executor-")  # announcements' files
 
     def describe(self) -> str:
         return f"{self.workers} local worker processes"
 
     def share(self, value: Any) -> Any:
         return _Shared(value)
+
+    def announcement(self) -> Announcement:
+        return _FileAnnouncement(Path(self._scratch.name) / f"announcement-{uuid.uuid4().hex}.json")
+
+    def close(self) -> None:
+        self._scratch.cleanup()
 
     def map(self, function, items, *, shared=(), on_event=None, name="task"):
         import concurrent.futures
@@ -344,7 +436,17 @@ class DaskExecutor(Executor):
         # inside this one task is the point, so that warning says nothing to the user.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-            return self.client.submit(_shared_value, value, key=f"shared-{type(value).__name__}-{uuid.uuid4().hex}", pure=False)
+            future = self.client.submit(_shared_value, value, key=f"shared-{type(value).__name__}-{uuid.uuid4().hex}", pure=False)
+        # A copy on every worker now, while none is busy: the first tasks, which all need it, would
+        # otherwise queue on the one worker holding it until the scheduler steals them for the
+        # others (0.9 s of an idle worker on a 2-worker LocalCluster, measured). Workers that join
+        # later fetch it when their first task needs it. A failure here shows up again in map.
+        with contextlib.suppress(Exception):
+            self.client.replicate([future])
+        return future
+
+    def announcement(self) -> Announcement:
+        return _DaskAnnouncement(f"interp-announcement-{uuid.uuid4().hex}", self.client)
 
     def map(self, function, items, *, shared=(), on_event=None, name="task"):
         import queue as queue_module

@@ -15,7 +15,9 @@
 4. Write ``metrics.json`` (per-fold and pooled results, mean and std).
 5. Train the **final model** on all labelled subjects for the median
    best-epoch count of the folds (there is no held-out data left to stop on),
-   and save it as ``model.safetensors`` + ``model.json``. Its card carries the
+   and save it as ``model.safetensors`` + ``model.json``. On workers it
+   starts before the last folds are back and stops when they have decided
+   (:func:`_final_task`). Its card carries the
    cross-validation metrics, which estimate how well *this training recipe*
    generalises to unseen subjects.
 
@@ -49,7 +51,7 @@ from interpret_core.util.io import claim_output_dir, read_json, write_json
 from interpret_core.util.progress import Progress, TaskId
 
 if TYPE_CHECKING:  # pragma: no cover
-    from interpret_core.workflows.executors import Executor, ExecutorChoice
+    from interpret_core.workflows.executors import Announcement, Executor, ExecutorChoice
     import torch
 
     from interpret_core.api.interfaces import Dataset, Model
@@ -392,8 +394,11 @@ def _fit(
     val_inputs: torch.Tensor | None = None,
     val_labels: np.ndarray | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> dict[str, Any]:
     """Train ``model.module`` in place; with a validation set, stop early and keep the best epoch.
+
+    ``stop(epoch)``, if given, is asked after each epoch (1-based) and ends training when it says True.
 
     Returns:
         {"best_epoch", "epochs_run", "history": [{"epoch", "train_loss", "val_loss", "val_accuracy"}]}
@@ -457,6 +462,8 @@ def _fit(
         if on_epoch is not None:
             on_epoch(record)
         if best is not None and epoch - best_epoch >= config.patience:
+            break
+        if stop is not None and stop(epoch):
             break
     if best_state is not None:
         module.load_state_dict(best_state)
@@ -734,16 +741,65 @@ def _fold_task(split: FoldSplit, job: FoldJob) -> dict[str, Any]:
         return _run_fold(job, split, lambda record: emit(("epoch", split.index, record)))
 
 
-def _final_task(epochs: int, job: FoldJob) -> bytes:
-    """The final model as an executor task; returns its state dict as safetensors bytes."""
+@dataclasses.dataclass(frozen=True)
+class FinalModelItem:
+    """The final model, as the last item of the folds' map (so it can start before they finish)."""
+
+
+def _final_task(job: FoldJob, decided: Announcement) -> dict[str, Any]:
+    """The final model as an executor task (seed stream -1), started with the folds; trains until they have decided.
+
+    The final model trains for the folds' median best epoch ``m``, which is
+    known only when the last fold is done. Its schedule does not depend on
+    ``m`` (the cosine runs over ``config.epochs``, and each epoch's shuffle and
+    augmentation come from one seeded generator in order), so its weights
+    after ``k`` epochs of a longer run are those of a ``k``-epoch run, byte for
+    byte (tested). So it starts as soon as a worker is free after every fold
+    has started, keeps its weights after each epoch while ``m`` is unknown
+    (``decided`` not yet announced), and stops at ``max(k, m)`` once it is
+    known. A worker is never kept from a fold: the map hands the items out in
+    order. In one process it starts after the last fold, with ``m`` known.
+
+    Returns:
+        ``{"epochs": m, "state": bytes}`` (safetensors), or, when it ran all
+        ``config.epochs`` before ``m`` was announced, ``{"states": [bytes]}``,
+        one per epoch (1-based epoch ``e`` at ``e - 1``), for the caller to pick from.
+    """
     from interpret_core.nn.weights import state_dict_bytes
     from interpret_core.workflows.executors import emit
 
     with _deterministic_torch(job.config.threads):
+        emit(("start", -1, None))
         torch_seed, _ = _seeds(job.config.seed, -1)
         model = _build_model(job.config, job.class_names, torch_seed)
-        _fit(model, job.tensor(), job.labels, job.config, torch_seed, epochs, on_epoch=lambda record: emit(("final", -1, record)))
-        return state_dict_bytes(model.module)
+        states: dict[int, bytes] = {}  # epoch -> weights after it, while the epochs to keep are unknown
+        answer: dict[str, Any] = {}
+
+        def stop(epoch: int) -> bool:
+            epochs = decided.heard()
+            if epochs is None or epoch == epochs:
+                states[epoch] = state_dict_bytes(model.module)
+            if epochs is not None and epoch >= epochs:
+                answer.update(epochs=int(epochs), state=states[int(epochs)])
+                return True
+            if epochs is not None:
+                states.clear()  # the weights to return are a later epoch's
+            return False
+
+        _fit(model, job.tensor(), job.labels, job.config, torch_seed, job.config.epochs,
+             on_epoch=lambda record: emit(("epoch", -1, record)), stop=stop)
+        return answer or {"states": [states[epoch] for epoch in sorted(states)]}
+
+
+def _training_task(item: FoldSplit | FinalModelItem, job: FoldJob, decided: Announcement) -> dict[str, Any]:
+    """A fold (:func:`_fold_task`) or the final model (:func:`_final_task`): the items of one map."""
+    if isinstance(item, FinalModelItem):
+        return _final_task(job, decided)
+    return _fold_task(item, job)
+
+
+def _task_name(item: FoldSplit | FinalModelItem) -> str:
+    return "final model" if isinstance(item, FinalModelItem) else "fold"
 
 
 class _FoldProgress:
@@ -758,6 +814,8 @@ class _FoldProgress:
         self.fold_task = progress.add_task("folds", total=folds, completed=finished)
         self.epoch_task = progress.add_task("epochs", total=epochs)
         self.epoch_tasks: dict[int, TaskId] = {}
+        self.final_task: TaskId | None = None
+        self.final_epochs: int | None = None
         if workers > 1:
             progress.update(self.epoch_task, visible=False)
 
@@ -780,32 +838,71 @@ class _FoldProgress:
         self.progress.advance(self.fold_task)
         self.emit("fold_end", {"fold": fold_index, "accuracy": record["accuracy"], "best_epoch": record["best_epoch"]})
 
-    def final_model(self, epochs: int) -> EpochCallback:
-        """Show the final model's epochs on the epoch bar; returns its per-epoch callback."""
-        self.progress.update(self.epoch_task, visible=True)
-        self.progress.reset(self.epoch_task, total=epochs, description="final model epochs")
-        return lambda record: self.progress.advance(self.epoch_task)
+    def final_started(self) -> None:
+        """The final model's task started (perhaps before the last folds end): its own bar, or the epoch bar in one process."""
+        total = self.final_epochs or self.epochs
+        if self.workers == 1:
+            self.progress.update(self.epoch_task, visible=True)
+            self.progress.reset(self.epoch_task, total=total, description="final model epochs")
+            self.final_task = self.epoch_task
+        else:
+            self.final_task = self.progress.add_task("final model epochs", total=total)
+
+    def final_decided(self, epochs: int) -> None:
+        """The folds have decided the final model's epochs (``final_start``)."""
+        self.final_epochs = epochs
+        self.emit("final_start", {"epochs": epochs})
+        if self.final_task is not None:
+            self.progress.update(self.final_task, total=epochs)
+
+    def final_epoch(self, record: dict[str, Any]) -> None:
+        if self.final_task is not None:  # epochs past the decided ones (run while the folds decided) are not counted
+            self.progress.update(self.final_task, completed=min(record["epoch"], self.final_epochs or self.epochs))
 
 
-def _cross_validate(
-    executor: Executor, job: FoldJob, pending: list[FoldSplit], shown: _FoldProgress, save: Callable[[int, dict[str, Any]], None]
-) -> None:
-    """Step 4: train the pending folds as tasks of ``executor`` (the job's arrays are sent once); ``save`` each record when done."""
+def _train_all(
+    executor: Executor, job: Any, items: list[FoldSplit | FinalModelItem], decided: Announcement,
+    shown: _FoldProgress, save_fold: Callable[[int, dict[str, Any]], None], on_folds_done: Callable[[], None],
+) -> dict[str, Any] | None:
+    """Steps 4-6 as one map: the pending folds, then (if ``items`` ends with it) the final model.
+
+    ``job``: the :class:`FoldJob` as ``executor.share`` returned it (its arrays
+    are sent to each worker once, for the folds and the final model).
+    ``save_fold`` saves each fold's record as it comes back; ``on_folds_done``
+    runs when the last fold is saved (it writes the metrics and announces the
+    final model's epochs on ``decided``). Returns the final model's task result
+    (see :func:`_final_task`), or None without it.
+    """
+    folds_left = sum(isinstance(item, FoldSplit) for item in items)
+    if not folds_left:
+        on_folds_done()
 
     def on_event(event: tuple[str, int, Any]) -> None:
         kind, fold_index, record = event
-        if kind == "start":
+        if fold_index < 0:
+            shown.final_started() if kind == "start" else shown.final_epoch(record)
+        elif kind == "start":
             shown.started(fold_index)
         else:
             shown.epoch(fold_index, record)
 
-    finished = executor.map(_fold_task, pending, shared=(executor.share(job),), on_event=on_event, name="fold")
+    final: dict[str, Any] | None = None
+    finished = executor.map(_training_task, items, shared=(job, decided), on_event=on_event, name=_task_name)
     try:
         for position, record in finished:
-            save(pending[position].index, record)
-            shown.finished(pending[position].index, record)
+            item = items[position]
+            if isinstance(item, FinalModelItem):
+                final = record
+                continue
+            save_fold(item.index, record)
+            shown.finished(item.index, record)
+            folds_left -= 1
+            if not folds_left:
+                on_folds_done()
     finally:
         finished.close()  # stops worker tasks at once if we leave early
+        decided.close()
+    return final
 
 
 @dataclasses.dataclass(frozen=True)
@@ -879,18 +976,13 @@ def _final_card(facts: _RunFacts, summary: dict[str, Any], ordered: list[dict[st
     }
 
 
-def _train_final_model(executor: Executor, facts: _RunFacts, job: FoldJob, epochs: int, on_epoch: EpochCallback) -> Model:
-    """Step 6: the final model, trained on every labelled crop for ``epochs`` epochs (seed stream -1).
-
-    A Dask run trains it as a task (it comes back as safetensors bytes);
-    otherwise in this process, where a single task gains nothing from a pool.
-    """
+def _final_model(facts: _RunFacts, answer: dict[str, Any], epochs: int) -> Model:
+    """The final model from its task's answer (:func:`_final_task`): the weights after ``epochs`` epochs."""
     from safetensors.torch import load as load_tensors
 
-    from interpret_core.workflows.executors import Executor as InProcess
-
-    runner = executor if executor.kind == "dask" else InProcess()
-    state = next(iter(runner.map(_final_task, [epochs], shared=(job,), on_event=lambda event: on_epoch(event[2]), name="final model")))[1]
+    state = answer["state"] if "state" in answer else answer["states"][epochs - 1]
+    if answer.get("epochs", epochs) != epochs:  # pragma: no cover - an announcement is set once
+        raise AssertionError(f"the final model stopped at {answer['epochs']} epochs, not {epochs}")
     model = _build_model(facts.config, facts.data.class_names, 0)
     model.module.load_state_dict(load_tensors(state))
     model.module.eval()
@@ -982,23 +1074,33 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool, dat
         del probe
 
         pending = [split for split in splits if split.index not in results]
+        weights_path = out / "model.safetensors"
+        final_needed = not (resume and _final_model_is_current(weights_path, fingerprint))
+        items: list[FoldSplit | FinalModelItem] = [*pending, *([FinalModelItem()] if final_needed else [])]
+        step5: dict[str, Any] = {}
 
         def save_fold(fold_index: int, record: dict[str, Any]) -> None:
             record["fingerprint"] = fingerprint
             write_json(_fold_file(out, fold_index), record)
             results[fold_index] = record
 
-        with progress_bar() as progress, open_executor(_fewer_workers(executor, len(pending))) as runner:
+        with progress_bar() as progress, open_executor(_fewer_workers(executor, len(items))) as runner:
             shown = _FoldProgress(progress, len(splits), len(results), config.epochs, runner.workers, emit)
-            _cross_validate(runner, job, pending, shown, save_fold)
-            ordered = [results[split.index] for split in splits]
-            summary, metrics = _write_metrics(facts, ordered)
+            decided = runner.announcement()
 
-            weights_path = out / "model.safetensors"
-            if not (resume and _final_model_is_current(weights_path, fingerprint)):
-                final_epochs = summary["median_best_epoch"]
-                emit("final_start", {"epochs": final_epochs})
-                model = _train_final_model(runner, facts, job, final_epochs, shown.final_model(final_epochs))
+            def folds_done() -> None:  # step 5, then the final model's epochs to its task
+                ordered = [results[split.index] for split in splits]
+                step5["summary"], step5["metrics"] = _write_metrics(facts, ordered)
+                if final_needed:
+                    epochs = step5["summary"]["median_best_epoch"]
+                    decided.announce(epochs)
+                    shown.final_decided(epochs)
+
+            answer = _train_all(runner, runner.share(job), items, decided, shown, save_fold, folds_done)
+            summary, metrics = step5["summary"], step5["metrics"]
+            if answer is not None:
+                model = _final_model(facts, answer, summary["median_best_epoch"])
+                ordered = [results[split.index] for split in splits]
                 save_weights(model, weights_path, _final_card(facts, summary, ordered, argv))
                 emit("final_end", {"path": str(weights_path)})
     return TrainResult(
