@@ -368,6 +368,47 @@ def test_bootstrap_and_splits_are_deterministic_per_seed(planted):
     assert key(runs[0]) != key(runs[2])  # other folds and resamples
 
 
+def test_pool_all_makes_the_oracle_search_every_unit_and_leaves_selection_and_evidence_alone(planted):
+    from interp_metrics.planted import UnitMaxGradient
+
+    model, data, scan = planted
+    units = sum(scan.maxima[layer].shape[1] for layer in model.layers)
+    options = dict(localise_per_fold=6, bootstrap=50)
+    few, every, wide = (AUDistance(**options, **extra).evaluate(model, data, model.layers, scan=scan, method=UnitMaxGradient())
+                        for extra in ({}, {"pool": "all"}, {"candidates": units, "candidate_share": 0.0}))
+    assert AUDistance(pool="all").options()["pool"] == "all" and "pool" in AUDistance().options()
+    excess = lambda oracle: oracle["spatial_agreement"] - oracle["chance"]
+    checked = 0
+    for a, b, c in zip(few.mapping, every.mapping, wide.mapping):
+        assert a["au"] == b["au"] == c["au"]
+        # the same selection and held-out evidence: pool= only widens what the oracle and the bootstrap search
+        for key in ("layer", "unit", "fold_units", "delta", "p_value", "q_value", "spatial_agreement", "chance",
+                    "null_agreement", "agreement_q", "top_delta", "verdict"):
+            assert a.get(key) == b.get(key), (a["au"], key)
+        if not b["oracle"]:
+            continue
+        assert b["oracle"]["pool_size"] == units > a["oracle"]["pool_size"]
+        assert excess(b["oracle"]) >= excess(a["oracle"]) - 1e-12
+        assert 0 <= b["stability"]["selection_frequency"] <= 1 and b["stability"]["resamples"] == 50
+        # Independently, through the pool of candidates: make every unit with a non-negative distance a
+        # candidate. Where that is every unit, the oracle is the same; elsewhere pool=all searches more.
+        if c["oracle"]["pool_size"] == units:
+            assert (b["oracle_unit"], b["oracle_agreement"], b["oracle"]["chance"]) == \
+                (c["oracle_unit"], c["oracle_agreement"], c["oracle"]["chance"])
+            checked += 1
+        else:
+            assert excess(b["oracle"]) >= excess(c["oracle"]) - 1e-12
+    assert checked >= 2
+    for unit, au in enumerate((1, 2, 4, 12)):  # each AU's planted detector (or its act2 copy) is the best unit there is
+        row = next(r for r in every.mapping if r["au"] == au)
+        assert (row["oracle"]["layer"], row["oracle"]["unit"]) in {("act1", unit), ("act2", {0: 1, 1: 0}.get(unit, unit))}
+        assert row["oracle_agreement"] > 0.9
+    with pytest.raises(UsageError, match="pool"):
+        AUDistance(pool="everything")
+    with pytest.raises(UsageError, match="held-out"):
+        AUDistance(selection="paper", pool="all")
+
+
 def test_too_few_sequences_or_subjects_is_untestable_not_absent(planted):
     model, data, scan = planted
     result = AUDistance(locate="receptive-field", bootstrap=0, min_subjects=45).evaluate(model, data, ["act1"], scan=scan)

@@ -59,6 +59,11 @@ SELECTIONS: dict[str, str] = {
     "held-out": "unit selected on other subjects' folds (discrimination and localisation), evidence on held-out folds",
     "paper": "the paper's procedure: largest in-sample distance over all frames (neutral frames count as without)",
 }
+#: pool option -> the units localised on each AU's sample (docs/metrics.md, section 4).
+POOLS: dict[str, str] = {
+    "candidates": "every fold's selection candidates and the top-delta unit (about 5 per AU)",
+    "all": "every unit of the scanned layers: the oracle and the bootstrap search them all",
+}
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -132,6 +137,11 @@ class AUDistance(UnitMetric):
         candidates, candidate_share: the selection rule's pool (default: the 3
             largest-distance units with at least 0.5 of the top distance).
         localise_per_fold: observations per AU and fold whose peak is located (default 8).
+        pool: the units localised on each AU's sample, which the oracle and the bootstrap
+            search: ``candidates`` (default: every fold's candidates and the top-delta unit,
+            about 5 per AU) or ``all`` (every unit of the scanned layers; a projection per
+            unit and located observation, several times the default's cost). The selection
+            and the held-out evidence are the same either way.
         bootstrap: subject-bootstrap resamples (default 200; 0 = none).
         null_draws: shuffled-mask pairings per observation (default 10).
         controls: compute the co-occurrence controls (default True).
@@ -163,6 +173,7 @@ class AUDistance(UnitMetric):
         candidates: int | str = 3,
         candidate_share: float | str = 0.5,
         localise_per_fold: int | str = 8,
+        pool: str = "candidates",
         bootstrap: int | str = 200,
         null_draws: int | str = 10,
         controls: bool | str = True,
@@ -218,6 +229,13 @@ class AUDistance(UnitMetric):
         self.candidates = _as_number("candidates", candidates, int, 1)
         self.candidate_share = _as_number("candidate_share", candidate_share, float, 0.0, 1.0)
         self.localise_per_fold = _as_number("localise_per_fold", localise_per_fold, int, 1)
+        if pool not in POOLS:
+            raise UsageError(f"au-distance: unknown pool {pool!r}; valid: {', '.join(POOLS)}",
+                             "pool=all localises every unit for the oracle and the bootstrap (slower); see docs/metrics.md")
+        if paper and pool != "candidates":
+            raise UsageError("au-distance: pool= belongs to the held-out selection (selection=paper has no oracle)",
+                             "drop pool= or use selection=held-out")
+        self.pool = pool
         self.bootstrap = _as_number("bootstrap", bootstrap, int, 0)
         self.null_draws = _as_number("null_draws", null_draws, int, 1)
         self.controls = _as_bool("controls", controls)
@@ -256,6 +274,7 @@ class AUDistance(UnitMetric):
                 candidates=self.candidates,
                 candidate_share=self.candidate_share,
                 localise_per_fold=self.localise_per_fold,
+                pool=self.pool,
                 bootstrap=self.bootstrap,
                 null_draws=self.null_draws,
             )
@@ -671,7 +690,7 @@ class AUDistance(UnitMetric):
             folds=self.folds, seed=self.seed, candidates=self.candidates, candidate_share=self.candidate_share,
             localise_per_fold=self.localise_per_fold, bootstrap=self.bootstrap, null_draws=self.null_draws,
             tolerance=self.tolerance, locate=self.locate if self.locate != "none" else "receptive-field",
-            alpha=self.alpha, batch_size=self.batch_size,
+            alpha=self.alpha, batch_size=self.batch_size, pool=self.pool,
         )
         au_numbers = table["au_numbers"]
         held = heldout_mapping(
@@ -716,6 +735,8 @@ class AUDistance(UnitMetric):
             mapping.append(row)
         mapping += self._untestable_rows(au_summary)
         mapping.sort(key=lambda r: r["au"])
+        searched = ("every unit of the scanned layers (pool=all)" if self.pool == "all" else
+                      "the localised pool (every fold's candidates and the top-delta unit)")
         definitions = {
             "delta": "held-out Cliff's delta: van Elteren pooling over folds, each fold ranking the unit selected "
             "without it (weights n1 n0 / (n + 1))",
@@ -730,9 +751,9 @@ class AUDistance(UnitMetric):
             f"({self.null_draws} random pairings each): 'fires in the AU's usual region'",
             "agreement_q": "one-sided Poisson-binomial test of hits above the dilated chance, BH over AUs",
             "stability": f"subject bootstrap ({self.bootstrap} resamples, seed {self.seed}) of the selection within "
-            "the localised pool: how often each fold's unit is selected again, 95 % percentile intervals of the "
+            f"{searched}: how often each fold's unit is selected again, 95 % percentile intervals of the "
             "held-out delta and agreement",
-            "oracle": "the best held-out agreement (excess over chance) any unit of the localised pool reaches",
+            "oracle": f"the best held-out agreement (excess over chance) any unit of {searched} reaches",
         }
         return {
             **table,

@@ -61,6 +61,7 @@ class HeldOutPlan:
     locate: str  # "peak" or "receptive-field"
     alpha: float
     batch_size: int
+    pool: str = "candidates"  # "candidates" (the folds' candidates and the top-delta unit) or "all" (every unit)
 
 
 def _tolerance(model: Model, layer: str, input_size: tuple[int, int, int], mask_height: int, fixed: int | None) -> int:
@@ -302,8 +303,14 @@ def heldout_mapping(
     pools: dict[int, _AUPool] = {}
     fold_candidates: dict[int, list[list[int]]] = {}
     order = rng.permutation(count)
+    def located_frames_of(uid: int, sample: np.ndarray) -> list[int]:
+        """Each observation of ``sample`` is located on its frame where the unit fires most."""
+        layer, unit = unit_ids[uid]
+        return [max(frames_of[g], key=lambda n: (frame_values[layer][n, unit], -n)) for g in sample.tolist()]
+
     # Pass 1: each AU's pool, sample, located frames and masks; what needs locating.
     plans: dict[int, tuple[list[int], np.ndarray, list[list[int]]]] = {}
+    extras: dict[int, tuple[list[int], list[list[int]]]] = {}  # pool=all: the units outside the pool
     needs: dict[tuple[str, int], set[int]] = {}
     for a in eligible_rows.tolist():
         au = au_numbers[a]
@@ -317,18 +324,18 @@ def heldout_mapping(
             members = order[np.flatnonzero(presence[a, order] & (fold_of[order] == f))][: plan.localise_per_fold]
             sample_parts.append(np.sort(members))
         sample = np.concatenate(sample_parts).astype(np.int64)
-        located_frames = []
-        for uid in pool:
-            layer, unit = unit_ids[uid]
-            # Each observation is located on its frame where the unit fires most.
-            frames = [max(frames_of[g], key=lambda n: (frame_values[layer][n, unit], -n)) for g in sample.tolist()]
-            located_frames.append(frames)
+        located_frames = [located_frames_of(uid, sample) for uid in pool]
         plans[a] = (pool, sample, located_frames)
+        if plan.pool == "all":  # every other unit too, for the oracle and the bootstrap only
+            extra = sorted(set(range(len(unit_ids))) - set(pool))
+            extras[a] = (extra, [located_frames_of(uid, sample) for uid in extra])
     # The masks of every located frame in one bulk read (the data set need not decode whole samples).
-    to_read = sorted({fr for _, _, located in plans.values() for frames in located for fr in frames} - set(frame_masks))
+    every_located = [located for _, _, located in plans.values()] + [located for _, located in extras.values()]
+    to_read = sorted({fr for located in every_located for frames in located for fr in frames} - set(frame_masks))
     frame_masks.update(zip(to_read, dataset.localisation_masks(scan.indices[to_read]) if to_read else []))
     for a, (pool, _, located_frames) in plans.items():
-        for uid, frames in zip(pool, located_frames):
+        extra, extra_frames = extras.get(a, ([], []))
+        for uid, frames in zip([*pool, *extra], [*located_frames, *extra_frames]):
             wanted = needs.setdefault(unit_ids[uid], set())
             wanted.update(fr for fr in frames if mask(fr, au_numbers[a]) is not None)
     # Every (frame, unit) pair of a layer in a few projection calls (see _Localiser).
@@ -341,15 +348,16 @@ def heldout_mapping(
 
     # Pass 2: hits, chance and the shuffled-mask null per AU and pool unit.
     dilated_cache: dict[tuple[int, int, int], np.ndarray] = {}
-    for a, (pool, sample, located_frames) in plans.items():
-        au = au_numbers[a]
-        hits = np.full((len(pool), sample.size), np.nan)
-        chance = np.full((len(pool), sample.size), np.nan)
-        null = np.full((len(pool), sample.size), np.nan)
-        subjects = np.asarray([obs.subjects[g] for g in sample.tolist()], dtype=object)
-        for p, uid in enumerate(pool):
+
+    def score(au: int, units: list[int], located: list[list[int]], subjects: np.ndarray, size: int,
+              draws: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """hits, chance and null, float [len(units), size] (NaN: not located), of ``units`` on one AU's sample."""
+        hits = np.full((len(units), size), np.nan)
+        chance = np.full((len(units), size), np.nan)
+        null = np.full((len(units), size), np.nan)
+        for p, uid in enumerate(units):
             layer, unit = unit_ids[uid]
-            frames = located_frames[p]
+            frames = located[p]
             masks = [mask(fr, au) for fr in frames]
             have = [i for i, m in enumerate(masks) if m is not None]
             if not have:
@@ -373,17 +381,33 @@ def heldout_mapping(
             # Null: the same peaks against the masks of other subjects' observations of this AU.
             own = subjects[positions]
             if len(set(own.tolist())) > 1:
-                partner = rng.integers(0, len(have), size=(plan.null_draws, len(have)))
+                partner = draws.integers(0, len(have), size=(plan.null_draws, len(have)))
                 clash = own[partner] == own[None]
                 for _retry in range(16):  # redraw pairings with the same subject
                     if not clash.any():
                         break
-                    partner[clash] = rng.integers(0, len(have), size=int(clash.sum()))
+                    partner[clash] = draws.integers(0, len(have), size=int(clash.sum()))
                     clash = own[partner] == own[None]
                 draw = dilated[partner, ys[None], xs[None]].astype(np.float64)
                 draw[clash] = np.nan
                 null[p, positions] = _nanmean(draw, axis=0)
-        pools[a] = _AUPool(units=pool, sample=sample, hits=hits, chance=chance, null=null)
+        return hits, chance, null
+
+    # pool=all: the other units' nulls draw from their own stream, so the pool's numbers (and the
+    # default's) do not depend on whether they are computed.
+    extra_draws = np.random.default_rng([plan.seed, 1])
+    for a, (pool, sample, located_frames) in plans.items():
+        au = au_numbers[a]
+        subjects = np.asarray([obs.subjects[g] for g in sample.tolist()], dtype=object)
+        hits, chance, null = score(au, pool, located_frames, subjects, sample.size, rng)
+        units = list(pool)
+        if a in extras and extras[a][0]:
+            extra, extra_frames = extras[a]
+            more = score(au, extra, extra_frames, subjects, sample.size, extra_draws)
+            order_ = np.argsort(np.asarray(pool + extra), kind="stable")
+            units = [int(u) for u in np.asarray(pool + extra)[order_]]
+            hits, chance, null = (np.concatenate([mine, theirs])[order_] for mine, theirs in zip((hits, chance, null), more))
+        pools[a] = _AUPool(units=units, sample=sample, hits=hits, chance=chance, null=null)
 
     sample_fold = {a: fold_of[pools[a].sample] for a in pools}
     selected: dict[int, list[int]] = {}
@@ -445,7 +469,9 @@ def heldout_mapping(
             layer, unit = unit_ids[pool.units[best]]
             finite = np.isfinite(pool.hits[best])
             row["oracle"] = {"layer": layer, "unit": unit, "spatial_agreement": float(pool.hits[best][finite].mean()),
-                             "chance": float(pool.chance[best][finite].mean()), "pool_size": len(pool.units)}
+                             "chance": float(pool.chance[best][finite].mean()), "pool_size": len(pool.units),
+                             # does the best-placed unit discriminate the AU at all? (in-sample, all observations)
+                             "distance": _finite(full_distance[a, pool.units[best]])}
         else:
             row["oracle"] = None
         top = candidates_of(full_distance[a])[:1]
