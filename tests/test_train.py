@@ -13,6 +13,7 @@ from interpret_core import Dataset, Sample, UsageError, get_model
 from interpret_core.cli import main
 from interpret_core.workflows.executors import Announcement
 from interpret_core.workflows.training import (
+    ABANDONED,
     FoldJob,
     TrainConfig,
     _build_model,
@@ -280,6 +281,32 @@ def test_a_final_model_that_ran_every_epoch_undecided_returns_each_epochs_weight
     assert set(answer) == {"states"} and len(answer["states"]) == 3
     runs = [_weights_of_a_run_of(job, epochs) for epochs in (1, 2, 3)]
     assert answer["states"] == runs and len(set(runs)) == 3  # and training moved the weights every epoch
+
+
+def test_a_final_model_told_the_command_left_early_stops_after_its_current_epoch():
+    job = _final_job(epochs=4)
+    question = _HeardFrom(ABANDONED, 1)  # the command leaves during the second epoch
+    assert _final_task(job, question) == {"abandoned": True} and question.asked == 2
+
+
+def test_ctrl_c_after_the_last_fold_with_the_final_model_training_on_a_worker_resumes_to_the_same_weights(trained, tmp_path):
+    # 3 folds on 2 workers: the final model starts beside the last fold, before the folds decide its epochs
+    reference_out, reference = trained
+    out, ended = tmp_path / "run", []
+
+    def interrupt_after_the_last_fold(event, info):
+        ended.append(event) if event == "fold_end" else None
+        if len(ended) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**QUICK), out, dataset=FakeFaces(unlabelled=1), jobs=2, callback=interrupt_after_the_last_fold)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "folds", "folds/fold-00.json", "folds/fold-01.json", "folds/fold-02.json"]  # no metrics, no half a model
+    resumed = train(TrainConfig(**QUICK), out, dataset=FakeFaces(unlabelled=1), resume=True, jobs=2)
+    assert resumed.resumed_folds == [0, 1, 2]
+    assert _strip_times(resumed.metrics) == _strip_times(reference.metrics)
+    assert sha256_file(out / "model.safetensors") == sha256_file(reference_out / "model.safetensors")
 
 
 def test_resume_refuses_results_of_another_recipe(trained, tmp_path):

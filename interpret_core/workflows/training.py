@@ -741,6 +741,10 @@ def _fold_task(split: FoldSplit, job: FoldJob) -> dict[str, Any]:
         return _run_fold(job, split, lambda record: emit(("epoch", split.index, record)))
 
 
+#: Announced to a final model in flight when the command leaves before the folds decide (0 epochs).
+ABANDONED = 0
+
+
 @dataclasses.dataclass(frozen=True)
 class FinalModelItem:
     """The final model, as the last item of the folds' map (so it can start before they finish)."""
@@ -763,7 +767,9 @@ def _final_task(job: FoldJob, decided: Announcement) -> dict[str, Any]:
     Returns:
         ``{"epochs": m, "state": bytes}`` (safetensors), or, when it ran all
         ``config.epochs`` before ``m`` was announced, ``{"states": [bytes]}``,
-        one per epoch (1-based epoch ``e`` at ``e - 1``), for the caller to pick from.
+        one per epoch (1-based epoch ``e`` at ``e - 1``), for the caller to pick
+        from; ``{"abandoned": True}`` after the first epoch that hears
+        :data:`ABANDONED` (the command left early and does not wait for it).
     """
     from interpret_core.nn.weights import state_dict_bytes
     from interpret_core.workflows.executors import emit
@@ -777,6 +783,9 @@ def _final_task(job: FoldJob, decided: Announcement) -> dict[str, Any]:
 
         def stop(epoch: int) -> bool:
             epochs = decided.heard()
+            if epochs == ABANDONED:  # the command stopped early (Ctrl-C, a failed fold): nobody waits for it
+                answer["abandoned"] = True
+                return True
             if epochs is None or epoch == epochs:
                 states[epoch] = state_dict_bytes(model.module)
             if epochs is not None and epoch >= epochs:
@@ -900,8 +909,14 @@ def _train_all(
             if not folds_left:
                 on_folds_done()
     finally:
+        left_early = final is None and bool(items) and isinstance(items[-1], FinalModelItem) and decided.heard() is None
+        if left_early:
+            # A final model already training would otherwise run all its epochs: a local pool waits
+            # for it on the way out, and a Dask worker cannot stop a running task from outside.
+            decided.announce(ABANDONED)
         finished.close()  # stops worker tasks at once if we leave early
-        decided.close()
+        if not left_early:  # (left early, the announcement stays, for a task that has yet to ask)
+            decided.close()
     return final
 
 
