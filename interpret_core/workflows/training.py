@@ -1044,8 +1044,9 @@ def train(
         jobs: folds trained at once in local spawned processes, each with
             ``config.threads`` threads, when no ``executor`` is given (the
             same as ``ExecutorChoice("local", workers=jobs)``).
-        executor: where the folds run (:mod:`interpret_core.workflows.executors`;
-            with Dask the final model too). Neither changes any result.
+        executor: where the folds and the final model run
+            (:mod:`interpret_core.workflows.executors`; on workers the final
+            model starts before the last folds are back). Neither changes any result.
 
     ``out`` is created (an unwritable path fails here, before any fold) and
     locked for the whole run (:func:`~interpret_core.util.io.claim_output_dir`).
