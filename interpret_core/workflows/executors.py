@@ -198,6 +198,11 @@ class _DaskAnnouncement(Announcement):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._variable().delete()
+            # The delete travels on the client's batched stream, a read on its own RPC: wait (briefly)
+            # until the scheduler has forgotten it, so that nothing hears it after close().
+            deadline = time.monotonic() + 5.0
+            while self.heard() is not None and time.monotonic() < deadline:
+                time.sleep(0.01)
 
 
 class Executor:
