@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from interpret_core.api.errors import InterpError, UsageError
+from interpret_core.api.errors import DataError, InterpError, UsageError
 
 #: The kinds ``--executor`` accepts.
 EXECUTOR_KINDS = ("local", "dask")
@@ -160,11 +160,11 @@ class _FileAnnouncement(Announcement):
         write_json(self.path, {"value": value})
 
     def heard(self) -> Any:
-        import json
+        from interpret_core.util.io import read_json
 
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))["value"]
-        except (OSError, ValueError, KeyError):
+            return read_json(self.path)["value"]
+        except (OSError, DataError, KeyError):
             return None  # not announced yet (an atomic write leaves no half-written file)
 
     def close(self) -> None:

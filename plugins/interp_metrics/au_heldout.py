@@ -404,9 +404,10 @@ def heldout_mapping(
         if a in extras and extras[a][0]:
             extra, extra_frames = extras[a]
             more = score(au, extra, extra_frames, subjects, sample.size, extra_draws)
-            order_ = np.argsort(np.asarray(pool + extra), kind="stable")
-            units = [int(u) for u in np.asarray(pool + extra)[order_]]
-            hits, chance, null = (np.concatenate([mine, theirs])[order_] for mine, theirs in zip((hits, chance, null), more))
+            ids = np.asarray(pool + extra)
+            by_id = np.argsort(ids, kind="stable")  # one pool in unit-id order, as the default's
+            units = [int(u) for u in ids[by_id]]
+            hits, chance, null = (np.concatenate([mine, theirs])[by_id] for mine, theirs in zip((hits, chance, null), more))
         pools[a] = _AUPool(units=units, sample=sample, hits=hits, chance=chance, null=null)
 
     sample_fold = {a: fold_of[pools[a].sample] for a in pools}
