@@ -108,6 +108,30 @@ def _paired(functions: dict, repeats: int, warm_up: bool = True) -> dict[str, di
     return best
 
 
+def _paired_row(case: str, baseline: str, best: dict[str, dict[str, float]], *, cost: bool, baseline_name: str,
+                details: str, threads: int, repeats: int) -> dict:
+    """A ResNet row from :func:`_paired`'s best times of ``"ours"`` and ``"baseline"``.
+
+    ``cost``: ratio = ours / baseline (a cost factor, target <= 1.2); else baseline / ours (a speedup).
+    ``details`` goes into the notes before the torch threads; ``baseline_name`` names the baseline's CPU time.
+    """
+    ours, base = best["ours"], best["baseline"]
+    top, bottom = (ours, base) if cost else (base, ours)
+    formula = "ours_s / baseline_s (target <= 1.2)" if cost else "baseline_s / ours_s"
+    return {
+        "area": "scale",
+        "case": case,
+        "ours_s": round(ours["wall"], 3),
+        "baseline": baseline,
+        "baseline_s": round(base["wall"], 3),
+        "ratio": round(top["wall"] / bottom["wall"], 3),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "notes": f"ratio = {formula}; CPU: ours {ours['cpu']:.2f} s, {baseline_name} {base['cpu']:.2f} s, "
+                 f"ratio {top['cpu'] / bottom['cpu']:.3f}; {details}torch threads {threads}, best of {repeats}, "
+                 f"alternating; untrained weights; load {_load()}",
+    }
+
+
 # -- memory against N -------------------------------------------------------------------
 def _rss_bytes() -> int:
     """The current resident set size (``/proc/self/statm``)."""
@@ -288,19 +312,9 @@ def scan_rows(images: int, repeats: int, batch_size: int = 16) -> list[dict]:
         "ours": lambda: scan_units(model, data, model.layers, batch_size=batch_size, top_k=9),
         "baseline": lambda: _plain_forward(model, pixels, batch_size),
     }, repeats)
-    ours, base = best["ours"], best["baseline"]
-    return [{
-        "area": "scale",
-        "case": f"scan vs forward, fer-resnet18 224x224 ({images} images, 5 layers, 1024 units)",
-        "ours_s": round(ours["wall"], 3),
-        "baseline": "plain forward pass, same images and batches",
-        "baseline_s": round(base["wall"], 3),
-        "ratio": round(ours["wall"] / base["wall"], 3),
-        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "notes": f"ratio = ours_s / baseline_s (target <= 1.2); CPU: ours {ours['cpu']:.2f} s, forward {base['cpu']:.2f} s, "
-                 f"ratio {ours['cpu'] / base['cpu']:.3f}; batch {batch_size}, torch threads {threads}, best of {repeats}, "
-                 f"alternating; untrained weights; load {_load()}",
-    }]
+    return [_paired_row(f"scan vs forward, fer-resnet18 224x224 ({images} images, 5 layers, 1024 units)",
+                        "plain forward pass, same images and batches", best, cost=True, baseline_name="forward",
+                        details=f"batch {batch_size}, ", threads=threads, repeats=repeats)]
 
 
 def projection_rows(images: int, repeats: int, rules=("deconv", "guided-backprop")) -> list[dict]:
@@ -323,20 +337,10 @@ def projection_rows(images: int, repeats: int, rules=("deconv", "guided-backprop
 
             best = _paired({"ours": lambda: call("ours"), "baseline": lambda: call("baseline")}, repeats, warm_up=False)
             torch.testing.assert_close(results["ours"], results["baseline"], atol=1e-5, rtol=1e-4)
-            ours, base = best["ours"], best["baseline"]
             captum = "NeuronDeconvolution" if rule == "deconv" else "NeuronGuidedBackprop"
-            rows.append({
-                "area": "scale",
-                "case": f"units {layer} {rule}, fer-resnet18 224x224 ({images} images x {len(units)} units)",
-                "ours_s": round(ours["wall"], 3),
-                "baseline": f"captum {captum}, one call per unit",
-                "baseline_s": round(base["wall"], 3),
-                "ratio": round(base["wall"] / ours["wall"], 3),
-                "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "notes": f"ratio = baseline_s / ours_s; CPU: ours {ours['cpu']:.2f} s, captum {base['cpu']:.2f} s, "
-                         f"ratio {base['cpu'] / ours['cpu']:.3f}; results asserted allclose; torch threads {threads}, "
-                         f"best of {repeats}, alternating; untrained weights; load {_load()}",
-            })
+            rows.append(_paired_row(f"units {layer} {rule}, fer-resnet18 224x224 ({images} images x {len(units)} units)",
+                                    f"captum {captum}, one call per unit", best, cost=False, baseline_name="captum",
+                                    details="results asserted allclose; ", threads=threads, repeats=repeats))
     return rows
 
 
@@ -369,20 +373,10 @@ def pair_rows(images: int, repeats: int) -> list[dict]:
 
         best = _paired({"ours": grouped, "baseline": per_pair}, repeats)
         torch.testing.assert_close(results["ours"], results["baseline"], atol=1e-5, rtol=1e-4)
-        ours, base = best["ours"], best["baseline"]
-        rows.append({
-            "area": "scale",
-            "case": f"pairs {layer} deconv, fer-resnet18 224x224 ({images} images x {per_image} units)",
-            "ours_s": round(ours["wall"], 3),
-            "baseline": "the same pairs with one forward pass per pair (the path before)",
-            "baseline_s": round(base["wall"], 3),
-            "ratio": round(base["wall"] / ours["wall"], 3),
-            "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "notes": f"ratio = baseline_s / ours_s; CPU: ours {ours['cpu']:.2f} s, before {base['cpu']:.2f} s, "
-                     f"ratio {base['cpu'] / ours['cpu']:.3f}; whole-image path (the receptive field covers the face); "
-                     f"results asserted allclose; torch threads {threads}, best of {repeats}, alternating; "
-                     f"untrained weights; load {_load()}",
-        })
+        rows.append(_paired_row(f"pairs {layer} deconv, fer-resnet18 224x224 ({images} images x {per_image} units)",
+                                "the same pairs with one forward pass per pair (the path before)", best, cost=False,
+                                baseline_name="before", details="whole-image path (the receptive field covers the face); "
+                                "results asserted allclose; ", threads=threads, repeats=repeats))
     return rows
 
 
